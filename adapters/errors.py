@@ -1,0 +1,49 @@
+"""The project's error hierarchy.
+
+Every error carries one message that names the problem and the fix. They take a single string
+argument so that they survive pickling (Ray ships errors between processes). The harness adds its
+own subclasses in ``harness.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "EraError",
+    "ConfigError",
+    "UnknownNameError",
+    "MissingDependencyError",
+    "TrainingDivergedError",
+    "unknown_name",
+]
+
+
+class EraError(Exception):
+    """Base class of every error this project raises on purpose."""
+
+
+class ConfigError(EraError, ValueError):
+    """Bad user input (a setting, a suite, a task id): nothing was started."""
+
+
+class UnknownNameError(ConfigError, KeyError):
+    """An algorithm, task or benchmark name that no registry knows."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(EraError, ImportError):
+    """An optional package is not installed; the message says how to install it."""
+
+
+class TrainingDivergedError(EraError, RuntimeError):
+    """Training produced NaN or infinite values."""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> UnknownNameError:
+    """Build the error for an unknown ``kind`` (e.g. 'algorithm') that lists the known names."""
+    listed = ", ".join(sorted(known))
+    extra = f"; {hint}" if hint else ""
+    return UnknownNameError(f"unknown {kind} {name!r}: known {kind}s are {listed}{extra}")
