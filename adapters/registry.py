@@ -16,7 +16,7 @@ from types import ModuleType
 
 from adapters.errors import unknown_name
 
-__all__ = ["ALGORITHMS", "BUDGET_UNITS", "family_for", "budget_unit"]
+__all__ = ["ALGORITHMS", "BASELINES", "BUDGET_UNITS", "family_for", "budget_unit"]
 
 #: algorithm name -> module of its family
 ALGORITHMS: dict[str, str] = {
@@ -30,6 +30,14 @@ ALGORITHMS: dict[str, str] = {
     "resnet-dropout": "adapters.vision",
     "grpo": "adapters.llm",
     "grpo-era": "adapters.llm",
+}
+
+#: each ERA algorithm -> the baseline it is compared with (probability of improvement, reports)
+BASELINES: dict[str, str] = {
+    "sac-era": "sac",
+    "ppo-era": "ppo",
+    "resnet-era": "resnet",
+    "grpo-era": "grpo",
 }
 
 #: family module -> what its budget counts
