@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install era-harness with its test dependencies and run the test suite (CI runs exactly this).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source scripts/setup_env.sh test
+export MUJOCO_GL="${MUJOCO_GL:-disable}" HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+set +e
+python -m pytest -m "not slow and not gpu" --durations=15 "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "error: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$status"

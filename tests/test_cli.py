@@ -1,0 +1,40 @@
+"""The installed `era` console script: version, help, and bad input exit codes."""
+
+import subprocess
+import sys
+
+from harness import __version__
+
+
+def _era(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_version_and_help():
+    version = _era("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"era-harness {__version__}"
+    usage = _era("--help")
+    assert usage.returncode == 0 and "trial" in usage.stdout
+
+
+def test_unknown_algorithm_exits_2_and_lists_known(tmp_path):
+    result = _era("trial", "--algo", "sac-typo", "--task", "gym:Pendulum-v1", "--steps", "10",
+                  "--out", str(tmp_path / "t"))
+    assert result.returncode == 2
+    assert "unknown algorithm 'sac-typo'" in result.stderr and "sac-era" in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_wrong_budget_unit_exits_2(tmp_path):
+    result = _era("trial", "--algo", "resnet-era", "--task", "digits", "--steps", "10",
+                  "--out", str(tmp_path / "t"))
+    assert result.returncode == 2 and "--epochs" in result.stderr
+    assert not (tmp_path / "t").exists()
+
+
+def test_malformed_setting_exits_2(tmp_path):
+    result = _era("trial", "--algo", "sac-era", "--task", "gym:Pendulum-v1", "--steps", "10",
+                  "--set", "no_equals_sign", "--out", str(tmp_path / "t"))
+    assert result.returncode == 2 and "KEY=VALUE" in result.stderr
