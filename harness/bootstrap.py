@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 __all__ = [
+    "BOOTSTRAPS",
+    "DEFAULT_REPS",
     "BatchedStatistic",
     "stratified_bootstrap",
     "percentile_intervals",
@@ -37,12 +39,14 @@ __all__ = [
 #: maps resampled arrays, each ``(chunk, runs, tasks, ...)``, to statistics ``(chunk, k)``
 BatchedStatistic = Callable[..., np.ndarray]
 
+#: bootstrap implementations a report can use; the first is the default
+BOOTSTRAPS = ("vectorized", "rliable")
+
+#: default repetitions: rliable's recommendation, affordable once vectorized
+DEFAULT_REPS = 50_000
+
 #: memory allowed for one chunk of resampled data (the index array and the values)
 DEFAULT_CHUNK_BYTES = 32 * 2**20
-
-
-def _index_dtype(runs: int) -> type:
-    return np.int8 if runs <= 127 else np.int16 if runs <= 32767 else np.int64
 
 
 def _resample(scores: np.ndarray, chunk: int, rng: np.random.Generator) -> np.ndarray:
@@ -51,7 +55,7 @@ def _resample(scores: np.ndarray, chunk: int, rng: np.random.Generator) -> np.nd
     cells = scores.size // runs
     # flat index of (drawn run, same task, same trailing cell) in scores' C-order layout; built
     # in place, since fresh temporaries of this size cost more than the arithmetic
-    flat = rng.integers(0, runs, size=(chunk, *scores.shape), dtype=_index_dtype(runs)).astype(np.intp)
+    flat = rng.integers(0, runs, size=(chunk, *scores.shape), dtype=np.intp)
     flat *= cells
     flat += np.arange(cells, dtype=np.intp).reshape(scores.shape[1:])
     return scores.reshape(-1)[flat]
@@ -77,7 +81,7 @@ def stratified_bootstrap(
     if reps < 1:
         raise ValueError(f"bootstrap repetitions must be at least 1, got {reps}")
     arrays = [np.asarray(a, dtype=float) for a in arrays]
-    per_rep = sum(a.size * (8 + 8 + 8 + 1) for a in arrays)  # values, sorted copy, indices, draws
+    per_rep = sum(a.size * (8 + 8 + 8) for a in arrays)  # indices, values, sorted copy
     chunk = int(max(1, min(reps, max_chunk_bytes // max(per_rep, 1))))
     out = []
     for start in range(0, reps, chunk):
@@ -131,9 +135,18 @@ def batched_aggregates(metrics: Sequence[str]) -> BatchedStatistic:
 
 
 def batched_iqm_curve(scores: np.ndarray) -> np.ndarray:
-    """``(chunk, runs, tasks, steps) -> (chunk, steps)``: the IQM over runs and tasks per step."""
+    """``(chunk, runs, tasks, steps) -> (chunk, steps)``: the IQM over runs and tasks per step.
+
+    The curve is the hot path of a report (every evaluation step of every algorithm), so the
+    resampled values are sorted as float32 (twice as fast; a relative rounding of 6e-8, far below
+    the bootstrap's own Monte-Carlo error) and averaged in float64.
+    """
     chunk, runs, tasks, steps = scores.shape
-    return _iqm_last_axis(np.moveaxis(scores.reshape(chunk, runs * tasks, steps), 2, 1))
+    per_step = np.moveaxis(scores.reshape(chunk, runs * tasks, steps), 2, 1).astype(np.float32)
+    per_step.sort(axis=-1)
+    n = runs * tasks
+    cut = int(0.25 * n)
+    return per_step[..., cut:n - cut].mean(axis=-1, dtype=np.float64)
 
 
 def batched_score_distributions(taus: np.ndarray) -> BatchedStatistic:

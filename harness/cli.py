@@ -24,8 +24,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"era-harness {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from harness import trial_command
+    from harness import list_command, run_command
+    from harness import report_command
 
     trial_command.add_parser(commands)
+    list_command.add_parser(commands)
+    run_command.add_parser(commands)
+    report_command.add_parser(commands)
     return parser
 
 

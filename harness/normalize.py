@@ -42,8 +42,10 @@ BENCHMARKS: dict[str, str | None] = {
     "llm": None,
 }
 
-#: other spellings a suite may use for a benchmark; ``auto`` means "infer from each task id"
+#: other spellings a suite may use for a benchmark; ``auto`` means "infer from each task id",
+#: ``none`` "report every task on raw scores"
 _ALIASES: dict[str, str | None] = {
+    "none": "none",
     "gym": "gym_mujoco",
     "mujoco": "gym_mujoco",
     "gymnasium": "gym_mujoco",
@@ -100,7 +102,7 @@ def _canonical(benchmark: str | None) -> str | None:
     if key in _ALIASES:
         return _ALIASES[key]
     raise unknown_name(
-        "benchmark", benchmark, list(BENCHMARKS) + ["auto"],
+        "benchmark", benchmark, list(BENCHMARKS) + ["auto", "none"],
         hint="or leave the suite's benchmark empty to infer it from each task id",
     )
 
@@ -150,11 +152,11 @@ def _hb_reference(key: str) -> Reference | None:
 def reference(benchmark: str | None, task: str) -> Reference | None:
     """The reference scores of ``task`` (None if it has none).
 
-    ``benchmark`` selects the table (``None`` or ``auto``: inferred from the task id); a task of
-    another benchmark than the one named has no reference there.
+    ``benchmark`` selects the table (``None`` or ``auto``: inferred from the task id; ``none``: no
+    table); a task of another benchmark than the one named has no reference there.
     """
     name = _canonical(benchmark) or benchmark_of_task(task)
-    if name != benchmark_of_task(task):
+    if name == "none" or name != benchmark_of_task(task):
         return None
     key = _task_key(task)
     if name == "gym_mujoco":

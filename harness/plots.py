@@ -72,14 +72,14 @@ def plot_aggregates(
     from rliable import plot_utils
 
     algos = list(estimates)
+    height = max(1.2, 0.45 * len(algos))  # inches; the x label sits 0.6 inch below the axes
     points = {a: np.array([estimates[a][m][0] for m in metrics]) for a in algos}
     intervals = {a: np.array([[estimates[a][m][1] for m in metrics], [estimates[a][m][2] for m in metrics]])
                  for a in algos}
     names = [m.replace("_", " ").upper() if m == "iqm" else m.replace("_", " ").capitalize() for m in metrics]
     fig, _ = plot_utils.plot_interval_estimates(
         points, intervals, metric_names=names, algorithms=algos, colors=dict(colors or {}) or None,
-        xlabel=xlabel, xlabel_y_coordinate=-0.35 if len(algos) < 3 else -0.15,
-        row_height=max(0.37, 1.2 / max(len(algos), 1)),
+        xlabel=xlabel, xlabel_y_coordinate=-0.6 / height, row_height=height / len(algos),
     )
     return _save(fig, path)
 
@@ -94,7 +94,10 @@ def plot_probability_of_improvement(
     points = {k: np.array([v[0]]) for k, v in estimates.items()}
     intervals = {k: np.array([[v[1]], [v[2]]]) for k, v in estimates.items()}
     fig, ax = plt.subplots(figsize=(5, 0.6 + 0.5 * len(estimates)))
-    plot_utils.plot_probability_of_improvement(points, intervals, pair_separator=separator, ax=ax)
+    plot_utils.plot_probability_of_improvement(points, intervals, pair_separator=separator, ax=ax,
+                                               xticks=[0.0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_xlim(-0.02, 1.02)
+    ax.axvline(0.5, color="gray", linestyle=":", linewidth=1)
     return _save(fig, path)
 
 
@@ -193,6 +196,7 @@ def plot_sensitivity(
     estimates: Sequence[tuple[float, float, float]],
     path: Path,
     *,
+    label: str = "ERA",
     baseline: tuple[str, tuple[float, float, float]] | None = None,
     ylabel: str = "IQM normalized score",
 ) -> Path:
@@ -203,7 +207,7 @@ def plot_sensitivity(
     xs = np.asarray(values, dtype=float) if numeric else np.arange(len(values))
     points = np.array([e[0] for e in estimates])
     errors = np.array([[e[0] - e[1] for e in estimates], [e[2] - e[0] for e in estimates]])
-    ax.errorbar(xs, points, yerr=errors, marker="o", capsize=4, label="ERA")
+    ax.errorbar(xs, points, yerr=errors, marker="o", capsize=4, label=label)
     if baseline is not None:
         name, (point, low, high) = baseline
         ax.axhline(point, color="gray", linestyle="--", label=name)

@@ -1,8 +1,10 @@
 """Aggregate statistics over (runs x tasks) score matrices, with rliable (Agarwal et al. 2021).
 
 Pure functions: tables in, arrays and numbers out; drawing lives in ``harness.plots``. Every
-uncertainty estimate goes through :func:`interval_estimates`, the single place that bootstraps, so
-another bootstrap can be swapped in behind its ``bootstrap`` switch.
+uncertainty estimate goes through :func:`interval_estimates`, the single place that bootstraps:
+``bootstrap="vectorized"`` (the default, :mod:`harness.bootstrap`: all repetitions at once, seeded by
+an explicit generator) or ``bootstrap="rliable"`` (rliable's own routine, to cross-check). Point
+estimates always come from rliable's metric functions.
 
 rliable 1.2.0 ignores its ``random_state`` argument (its stratified bootstrap draws with
 ``np.random.choice``), so :func:`interval_estimates` seeds numpy's global generator around each
@@ -19,6 +21,16 @@ import numpy as np
 import pandas as pd
 
 from adapters.errors import ConfigError, unknown_name
+from harness.bootstrap import (
+    BOOTSTRAPS,
+    BatchedStatistic,
+    batched_aggregates,
+    batched_iqm_curve,
+    batched_probability_of_improvement,
+    batched_score_distributions,
+    percentile_intervals,
+    stratified_bootstrap,
+)
 
 __all__ = [
     "BOOTSTRAPS",
@@ -38,8 +50,6 @@ __all__ = [
     "tau_grid",
 ]
 
-#: bootstrap implementations :func:`interval_estimates` can use
-BOOTSTRAPS = ("rliable",)
 
 Estimate = tuple[float, float, float]  # (point, ci low, ci high)
 
@@ -178,7 +188,8 @@ def step_matrices(
                     for tid in order["trial_id"]]
             per_task.append(rows)
         n = min(len(r) for r in per_task)
-        curves[algo] = np.stack([np.stack(r[:n]) for r in per_task], axis=1) if n else np.empty((0, len(tasks), len(steps)))
+        curves[algo] = (np.stack([np.stack(r[:n]) for r in per_task], axis=1) if n
+                        else np.empty((0, len(tasks), len(steps))))
     return steps, curves, notes
 
 
@@ -210,22 +221,26 @@ def interval_estimates(
     score_dict: Mapping[str, np.ndarray | tuple[np.ndarray, ...]],
     func: Callable[..., np.ndarray],
     *,
+    batched: BatchedStatistic,
     reps: int,
     seed: int,
     confidence: float = 0.95,
-    bootstrap: str = "rliable",
+    bootstrap: str = "vectorized",
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Point estimates and percentile stratified-bootstrap intervals of ``func`` per entry.
 
     Args:
         score_dict: ``{name: array (runs, tasks, ...)}``, or ``{name: (x, y, ...)}`` of arrays
             resampled independently (probability of improvement).
-        func: maps the array(s) to a 1-D array of statistics.
+        func: maps the array(s) to a 1-D array of statistics (rliable's functions); gives the
+            point estimates, and the intervals under ``bootstrap="rliable"``.
+        batched: the same statistic on stacked resamples ``(chunk, runs, tasks, ...)`` ->
+            ``(chunk, stats)`` (see :mod:`harness.bootstrap`), for ``bootstrap="vectorized"``.
         reps: bootstrap repetitions.
-        seed: entry ``name`` is bootstrapped with numpy's global generator seeded at
-            ``key_seed(seed, name)``.
+        seed: entry ``name`` is bootstrapped from the seed ``key_seed(seed, name)``: a
+            ``numpy.random.Generator`` (vectorized) or numpy's global generator (rliable).
         confidence: coverage of the intervals.
-        bootstrap: ``rliable`` (its ``get_interval_estimates``).
+        bootstrap: ``vectorized`` (default) or ``rliable`` (its ``get_interval_estimates``).
 
     Returns:
         ``({name: array (stats,)}, {name: array (2, stats)})``, lower bounds first, as rliable.
@@ -238,6 +253,13 @@ def interval_estimates(
 
     points, intervals = {}, {}
     for name, scores in score_dict.items():
+        arrays = [scores] if isinstance(scores, np.ndarray) else list(scores)
+        if bootstrap == "vectorized":
+            rng = np.random.default_rng(key_seed(seed, name))
+            distribution = stratified_bootstrap(arrays, batched, reps, rng)
+            points[name] = np.atleast_1d(np.asarray(func(*arrays), dtype=float))
+            intervals[name] = percentile_intervals(distribution, confidence).reshape(2, -1)
+            continue
         entry = {name: scores if isinstance(scores, np.ndarray) else list(scores)}
         with seeded_global_numpy(key_seed(seed, name)):
             point, interval = rly.get_interval_estimates(
@@ -258,6 +280,7 @@ def aggregate_estimates(
     reps: int,
     seed: int,
     confidence: float = 0.95,
+    bootstrap: str = "vectorized",
 ) -> dict[str, dict[str, Estimate]]:
     """``{algo: {metric: (point, low, high)}}`` for rliable's aggregate metrics.
 
@@ -274,7 +297,8 @@ def aggregate_estimates(
     def func(scores: np.ndarray) -> np.ndarray:
         return np.array([f(scores) for f in funcs])
 
-    points, intervals = interval_estimates(score_dict, func, reps=reps, seed=seed, confidence=confidence)
+    points, intervals = interval_estimates(score_dict, func, batched=batched_aggregates(metrics), reps=reps,
+                                           seed=seed, confidence=confidence, bootstrap=bootstrap)
     return {
         algo: {m: (float(points[algo][i]), float(intervals[algo][0, i]), float(intervals[algo][1, i]))
                for i, m in enumerate(metrics)}
@@ -283,7 +307,8 @@ def aggregate_estimates(
 
 
 def probability_of_improvement(
-    pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, reps: int, seed: int, confidence: float = 0.95
+    pairs: Mapping[str, tuple[np.ndarray, np.ndarray]], *, reps: int, seed: int, confidence: float = 0.95,
+    bootstrap: str = "vectorized",
 ) -> dict[str, Estimate]:
     """``{name: (P(X > Y), low, high)}`` for ``{name: (scores_x, scores_y)}``.
 
@@ -295,7 +320,8 @@ def probability_of_improvement(
     def func(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.array([metrics.probability_of_improvement(x, y)])
 
-    points, intervals = interval_estimates(pairs, func, reps=reps, seed=seed, confidence=confidence)
+    points, intervals = interval_estimates(pairs, func, batched=batched_probability_of_improvement, reps=reps,
+                                           seed=seed, confidence=confidence, bootstrap=bootstrap)
     return {k: (float(points[k][0]), float(intervals[k][0, 0]), float(intervals[k][1, 0])) for k in pairs}
 
 
@@ -307,7 +333,8 @@ def tau_grid(score_dict: Mapping[str, np.ndarray], points: int = 81) -> np.ndarr
 
 
 def performance_profiles(
-    score_dict: Mapping[str, np.ndarray], taus: np.ndarray, *, reps: int, seed: int, confidence: float = 0.95
+    score_dict: Mapping[str, np.ndarray], taus: np.ndarray, *, reps: int, seed: int, confidence: float = 0.95,
+    bootstrap: str = "vectorized",
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Score distributions: ``({algo: fraction of runs with score > tau}, {algo: (2, taus)})``.
 
@@ -320,11 +347,12 @@ def performance_profiles(
     def func(scores: np.ndarray) -> np.ndarray:
         return rly.score_distributions(scores, taus)
 
-    return interval_estimates(score_dict, func, reps=reps, seed=seed, confidence=confidence)
+    return interval_estimates(score_dict, func, batched=batched_score_distributions(taus), reps=reps, seed=seed,
+                              confidence=confidence, bootstrap=bootstrap)
 
 
 def sample_efficiency(
-    curves: Mapping[str, np.ndarray], *, reps: int, seed: int, confidence: float = 0.95
+    curves: Mapping[str, np.ndarray], *, reps: int, seed: int, confidence: float = 0.95, bootstrap: str = "vectorized"
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """IQM at each evaluation step: ``({algo: (steps,)}, {algo: (2, steps)})``.
 
@@ -336,4 +364,5 @@ def sample_efficiency(
     def func(scores: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(scores[..., i]) for i in range(scores.shape[-1])])
 
-    return interval_estimates(curves, func, reps=reps, seed=seed, confidence=confidence)
+    return interval_estimates(curves, func, batched=batched_iqm_curve, reps=reps, seed=seed, confidence=confidence,
+                              bootstrap=bootstrap)

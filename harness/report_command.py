@@ -1,0 +1,51 @@
+"""``era report RESULTS_DIR``: report.md, report.json and figures for a results directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from adapters.errors import ConfigError
+from harness.bootstrap import BOOTSTRAPS, DEFAULT_REPS
+
+__all__ = ["add_parser", "run_command"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="write report.md, report.json and figures for a results directory",
+        description=(
+            "Aggregate the final scores of every finished trial with rliable (IQM, mean, median, "
+            "optimality gap with 95% stratified-bootstrap CIs, probability of improvement of each "
+            "ERA variant over its baseline, performance profiles, sample-efficiency curves) and "
+            "write report.md, report.json and PNG figures. Same inputs, same report, byte for byte."
+        ),
+    )
+    parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+                        help="folder written by `era run` (results.parquet, trials.parquet, suite.json)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default reports/<suite-name>/)")
+    parser.add_argument("--reps", type=int, default=DEFAULT_REPS,
+                        help=f"bootstrap repetitions (default {DEFAULT_REPS}, rliable's recommendation)")
+    parser.add_argument("--bootstrap", choices=BOOTSTRAPS, default=BOOTSTRAPS[0],
+                        help="vectorized (default: all repetitions at once) or rliable (its own, slower "
+                             "routine, to cross-check)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--final", default="last",
+                        help="a run's final score: 'last' evaluation (default) or 'mean:K' of the last K")
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    try:
+        path = write_report(args.results_dir, args.out, reps=args.reps, seed=args.seed, final=args.final,
+                            bootstrap=args.bootstrap)
+    except ConfigError as error:
+        print(f"era report: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0

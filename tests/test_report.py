@@ -1,0 +1,289 @@
+"""``era report``: report.md, report.json and figures from results directories as ``era run`` writes them.
+
+The results directories are synthetic but realistic test data (learning curves, failures, sweeps);
+rliable and matplotlib run for real.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import stats
+from harness.cli import main
+from harness.normalize import normalized_score
+from harness.report import build_report, load_results, render_markdown, write_report
+
+REPS = 30
+SWEEP = "sac-era[entropy_per_dim=0.5]"
+TASKS = ("gym:Hopper-v5", "gym:Walker2d-v5", "gym:Pendulum-v1")
+ERROR = "TrainingDivergedError: NaN in the critic at step 2000\nTraceback line"
+
+
+def write_results_dir(path, *, algos=("sac", "sac-era", SWEEP), tasks=TASKS, seeds=(0, 1, 2),
+                      steps=(1000, 2000, 3000, 4000), failed=(), skip=(), paper=None, benchmark="auto"):
+    """A results directory in the layout ``era run`` writes (results/trials parquet, suite.json)."""
+    rng = np.random.default_rng(0)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    rows, trials = [], []
+    for algo in algos:
+        base = algo.split("[")[0]
+        era = base.endswith("-era")
+        h0 = 0.5 * 3 if "=0.5" in algo else 0.25 * 3  # entropy_per_dim x action dims
+        for task in tasks:
+            for seed in seeds:
+                trial_id = f"{algo}-{task}-{seed}"
+                status = "failed" if (algo, task, seed) in failed else "done"
+                trials.append({
+                    "trial_id": trial_id, "suite": "demo", "algo": algo, "base_algo": base, "task": task,
+                    "seed": seed, "status": status,
+                    "error": ERROR if status == "failed" else None,
+                    "config_hash": f"h{seed}", "code_version": "abc1234", "packages": "{}",
+                    "finished_at": f"2026-11-2{seed}T10:0{len(trials) % 10}:00+0000",
+                })
+                if (algo, task, seed) in skip:
+                    continue
+                low, high = (-1400.0, -150.0) if "Pendulum" in task else (20.0, 3200.0)
+                skill = 0.5 + (0.2 if era else 0.0) + rng.normal(0, 0.08)
+                for i, step in enumerate(steps):
+                    if status == "failed" and i >= 2:
+                        break
+                    progress = (i + 1) / len(steps)
+                    score = low + (high - low) * skill * progress + rng.normal(0, 30)
+                    row = {
+                        "trial_id": trial_id, "suite": "demo", "algo": algo, "base_algo": base, "task": task,
+                        "seed": seed, "step": step, "score": score,
+                        "normalized_score": normalized_score(None, task, score),
+                        # ERA holds the entropy at its floor; the baseline's collapses
+                        "entropy": h0 + abs(rng.normal(0, 0.05)) if era else 3.0 - 4.0 * progress + rng.normal(0, 0.05),
+                        "wall_time_s": 10.0 * (i + 1),
+                    }
+                    if era:
+                        row.update({"gaussian_entropy": h0 + 0.4, "delta": 0.4, "setting.entropy_per_dim": h0 / 3})
+                    rows.append(row)
+    pd.DataFrame(rows).to_parquet(path / "results.parquet", index=False)
+    pd.DataFrame(trials).to_parquet(path / "trials.parquet", index=False)
+    variants = [{"algo": a, "base_algo": a.split("[")[0], "label": a.split("[")[0],
+                 "sweep": {"entropy_per_dim": 0.5} if "[" in a else {}} for a in algos]
+    (path / "suite.json").write_text(json.dumps({
+        "name": "demo", "benchmark": benchmark, "paper": paper, "variants": variants,
+        "tasks": list(tasks), "seeds": list(seeds)}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    results = write_results_dir(root / "results", failed={("sac", "gym:Hopper-v5", 2)}, paper="continuous_control.sac")
+    md = write_report(results, root / "report", reps=REPS, seed=0, bootstrap="rliable")  # exact cross-check
+    return results, md, json.loads((root / "report" / "report.json").read_text())
+
+
+def _independent_finals(results_dir):
+    """Final (last-step) scores of done trials, straight from the parquet files."""
+    results = pd.read_parquet(results_dir / "results.parquet")
+    trials = pd.read_parquet(results_dir / "trials.parquet")
+    done = set(trials.loc[trials["status"] == "done", "trial_id"])
+    results = results[results["trial_id"].isin(done)]
+    return results.loc[results.groupby("trial_id")["step"].idxmax()]
+
+
+def _round(x):
+    return float(f"{x:.6g}")
+
+
+def test_writes_markdown_json_and_every_referenced_figure(demo):
+    _, md, report = demo
+    text = md.read_text()
+    referenced = re.findall(r"!\[[^\]]*\]\((figures/[^)]+)\)", text)
+    assert len(referenced) >= 6
+    for rel in referenced:
+        png = md.parent / rel
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    on_disk = {f"figures/{p.name}" for p in (md.parent / "figures").iterdir()}
+    assert on_disk == set(referenced)
+    for name in ("aggregates.png", "probability_of_improvement.png", "performance_profile.png",
+                 "sample_efficiency.png", "entropy.png", "sensitivity_sac-era_entropy_per_dim.png"):
+        assert f"figures/{name}" in on_disk
+
+
+def test_header_counts_date_and_code_version(demo):
+    _, md, report = demo
+    text = md.read_text()
+    assert "Trials: 26 done / 1 failed (of 27)" in text
+    assert "2026-11-22 10:0" in text and "abc1234" in text
+    assert report["trials"] == {"done": 26, "failed": 1, "pending": 0, "total": 27}
+
+
+def test_aggregates_agree_with_rliable_on_the_same_final_scores(demo):
+    from rliable import library as rly
+    from rliable import metrics
+
+    results_dir, _, report = demo
+    finals = _independent_finals(results_dir)
+    tasks = ["gym:Hopper-v5", "gym:Walker2d-v5"]
+    assert report["normalized_tasks"] == tasks
+    funcs = [metrics.aggregate_iqm, metrics.aggregate_mean, metrics.aggregate_median, metrics.aggregate_optimality_gap]
+    for algo in ("sac", "sac-era", SWEEP):
+        rows = finals[finals["algo"] == algo]
+        n = min(len(rows[rows["task"] == t]) for t in tasks)
+        matrix = np.stack([rows[rows["task"] == t].sort_values("seed")["normalized_score"].to_numpy()[:n]
+                           for t in tasks], axis=1)
+        np.random.seed(stats.key_seed(0, algo))
+        points, cis = rly.get_interval_estimates({algo: matrix}, lambda s: np.array([f(s) for f in funcs]), reps=REPS)
+        for i, name in enumerate(("iqm", "mean", "median", "optimality_gap")):
+            entry = report["aggregates"][algo][name]
+            assert entry["value"] == _round(points[algo][i])
+            assert entry["ci"] == [_round(cis[algo][0, i]), _round(cis[algo][1, i])]
+    assert report["aggregates"]["sac"]["runs_per_task"] == 2  # one Hopper seed failed
+
+
+def test_every_interval_contains_its_point(demo):
+    _, _, report = demo
+    estimates = [e for algo in report["aggregates"].values() for k, e in algo.items() if k != "runs_per_task"]
+    estimates += [e for table in report["raw_aggregates"].values() for algo in table.values()
+                  for k, e in algo.items() if k != "runs"]
+    estimates += report["probability_of_improvement"]
+    assert len(estimates) > 20
+    for e in estimates:
+        assert e["ci"][0] <= e["value"] <= e["ci"][1]
+
+
+def test_probability_of_improvement_pairs_and_values(demo):
+    results_dir, _, report = demo
+    finals = _independent_finals(results_dir)
+    rows = {(r["x"], r["y"], r["scores"]): r["value"] for r in report["probability_of_improvement"]}
+    assert set(rows) == {("sac-era", "sac", "normalized"), (SWEEP, "sac", "normalized"),
+                         ("sac-era", "sac", "gym:Pendulum-v1"), (SWEEP, "sac", "gym:Pendulum-v1")}
+    x = finals[(finals["algo"] == "sac-era") & (finals["task"] == "gym:Pendulum-v1")]["score"].to_numpy()
+    y = finals[(finals["algo"] == "sac") & (finals["task"] == "gym:Pendulum-v1")]["score"].to_numpy()
+    by_hand = ((x[:, None] > y[None, :]).sum() + 0.5 * (x[:, None] == y[None, :]).sum()) / (len(x) * len(y))
+    assert rows[("sac-era", "sac", "gym:Pendulum-v1")] == _round(by_hand)
+
+
+def test_per_task_table_and_raw_tasks(demo):
+    results_dir, md, report = demo
+    finals = _independent_finals(results_dir)
+    assert report["raw_tasks"] == ["gym:Pendulum-v1"]
+    for row in report["per_task"]:
+        values = finals[(finals["algo"] == row["algo"]) & (finals["task"] == row["task"])]
+        assert row["n"] == len(values)
+        assert row["raw"]["mean"] == _round(values["score"].mean())
+        assert row["raw"]["std"] == _round(values["score"].std(ddof=1))
+        if row["task"] == "gym:Pendulum-v1":
+            assert row["normalized"] is None
+        else:
+            assert row["normalized"]["mean"] == _round(values["normalized_score"].mean())
+    text = md.read_text()
+    assert "— (raw only)" in text and "### gym:Pendulum-v1" in text
+
+
+def test_notes_failed_trials_entropy_paper_and_sensitivity(demo):
+    _, md, report = demo
+    notes = " ".join(report["notes"])
+    assert "gym:Pendulum-v1 is reported on raw scores" in notes
+    assert "unequal run counts" in notes and "sac has" in notes
+    assert report["failed_trials"][0]["error"].startswith("TrainingDivergedError")
+    text = md.read_text()
+    assert "TrainingDivergedError: NaN in the critic at step 2000" in text and "Traceback line" not in text
+    floors = {(e["algo"], e["task"]): e["floor"] for e in report["entropy"]}
+    assert floors[("sac-era", "gym:Hopper-v5")] == pytest.approx(0.75)
+    assert floors[(SWEEP, "gym:Hopper-v5")] == pytest.approx(1.5) and floors[("sac", "gym:Hopper-v5")] is None
+    paper = {(r["paper_name"], r["algo"]): r for r in report["paper"]["rows"]}
+    assert paper[("baseline", "sac")]["paper"] == 0.59 and paper[("era", "sac-era")]["paper"] == 0.84
+    assert paper[("era", "sac-era")]["this_run"]["iqm"] == report["aggregates"]["sac-era"]["iqm"]
+    assert "## Paper vs this run (continuous_control.sac)" in text
+    sweep = [s for s in report["sensitivity"] if s["scores"] == "normalized"][0]
+    assert [r["value"] for r in sweep["rows"]] == [0.25, 0.5]  # plain sac-era's value from its setting column
+    assert sweep["baseline"]["algo"] == "sac"
+
+
+def test_same_inputs_give_byte_identical_report(demo, tmp_path):
+    results_dir, md, _ = demo
+    again = write_report(results_dir, tmp_path / "again", reps=REPS, seed=0, bootstrap="rliable")
+    assert (again.parent / "report.json").read_bytes() == (md.parent / "report.json").read_bytes()
+    assert again.read_bytes() == md.read_bytes()
+
+
+def test_edge_cases_produce_notes_not_crashes(tmp_path):
+    single = write_results_dir(tmp_path / "single", seeds=(0,), tasks=("gym:Hopper-v5", "gym:Walker2d-v5"))
+    report, _ = build_report(load_results(single), reps=10)
+    assert any("single run per task" in n for n in report["notes"])
+    iqm = report["aggregates"]["sac"]["iqm"]
+    assert iqm["ci"] == [iqm["value"], iqm["value"]]
+
+    missing = write_results_dir(tmp_path / "missing", algos=("sac", "sac-era"), tasks=TASKS[:2],
+                                skip={("sac-era", "gym:Walker2d-v5", s) for s in range(3)})
+    report, _ = build_report(load_results(missing), reps=10)
+    assert report["normalized_tasks"] == ["gym:Hopper-v5"]
+    assert any("gym:Walker2d-v5 is left out" in n and "sac-era" in n for n in report["notes"])
+
+    all_failed = write_results_dir(tmp_path / "failed", algos=("sac",), tasks=("gym:Hopper-v5",), seeds=(0,),
+                                   failed={("sac", "gym:Hopper-v5", 0)})
+    report, figures = build_report(load_results(all_failed), reps=10)
+    assert report["aggregates"] == {} and figures == []
+    assert any("no trial finished" in n for n in report["notes"])
+    text = render_markdown(report)
+    assert "0 done / 1 failed" in text and "No ERA variant has a baseline run" in text
+
+    no_baseline = write_results_dir(tmp_path / "alone", algos=("sac-era",), tasks=("gym:Pendulum-v1",), seeds=(0, 1))
+    report, _ = build_report(load_results(no_baseline), reps=10)
+    assert any("no baseline run" in n for n in report["notes"]) and report["probability_of_improvement"] == []
+
+
+def test_era_report_cli_default_location_and_era_trial_folder(tmp_path, monkeypatch):
+    trial = tmp_path / "runs" / "one"
+    trial.mkdir(parents=True)
+    pd.DataFrame({"algo": "sac", "task": "gym:Hopper-v5", "seed": 0, "step": [500, 1000], "score": [400.0, 900.0],
+                  "entropy": [1.0, 0.5], "wall_time_s": [1.0, 2.0]}).to_parquet(trial / "results.parquet")
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", str(trial), "--reps", "10"]) == 0
+    report = json.loads((tmp_path / "reports" / "one" / "report.json").read_text())
+    expected = normalized_score(None, "gym:Hopper-v5", 900.0)
+    assert report["aggregates"]["sac"]["iqm"]["value"] == _round(expected)
+    assert report["trials"]["done"] == 1
+
+
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    results = write_results_dir(tmp_path / "res", algos=("sac",), tasks=("gym:Hopper-v5",), seeds=(0,))
+    assert main(["report", str(results), "--final", "best", "--out", str(tmp_path / "out")]) == 2
+    assert "'mean:K'" in capsys.readouterr().err
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "results.parquet").write_text("not parquet")
+    assert main(["report", str(tmp_path / "corrupt"), "--out", str(tmp_path / "out")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_classification_report_compares_top1_and_top5_with_the_paper(tmp_path):
+    rows, trials = [], []
+    for algo, top1 in (("resnet", 93.6), ("resnet-era", 93.8)):
+        for seed in range(3):
+            trial_id = f"{algo}-cifar10-{seed}"
+            trials.append({"trial_id": trial_id, "algo": algo, "base_algo": algo, "task": "cifar10", "seed": seed,
+                           "status": "done", "error": None, "code_version": "abc1234"})
+            for epoch in (1, 2):
+                score = top1 - (2 - epoch) * 5 + 0.1 * seed
+                rows.append({"trial_id": trial_id, "algo": algo, "base_algo": algo, "task": "cifar10", "seed": seed,
+                             "step": epoch, "score": score, "normalized_score": normalized_score(None, "cifar10", score),
+                             "entropy": 0.9, "wall_time_s": 1.0, "top5": 99.7 + 0.01 * seed,
+                             "setting.min_entropy": 0.6 if algo == "resnet-era" else None})
+    pd.DataFrame(rows).to_parquet(tmp_path / "results.parquet")
+    pd.DataFrame(trials).to_parquet(tmp_path / "trials.parquet")
+    (tmp_path / "suite.json").write_text(json.dumps({"name": "cifar", "paper": "classification.cifar10.no_augmentation"}))
+    report, _ = build_report(load_results(tmp_path), reps=10)
+    assert report["aggregates"]["resnet-era"]["iqm"]["value"] == pytest.approx(0.939)
+    paper = {(r["paper_name"], r["metric"]): r for r in report["paper"]["rows"]}
+    top1 = paper[("era", "top-1 (%)")]
+    assert top1["paper"] == 93.82 and top1["paper_pm"] == 0.08 and top1["algo"] == "resnet-era"
+    assert top1["this_run"]["mean"] == pytest.approx(93.9) and top1["this_run"]["n"] == 3
+    assert paper[("baseline", "top-5 (%)")]["this_run"]["mean"] == pytest.approx(99.71)
+    floors = {e["algo"]: e["floor"] for e in report["entropy"]}
+    assert floors == {"resnet": None, "resnet-era": 0.6}
+    assert "| top-1 (%) | 93.82 ± 0.08 | `resnet-era` | 93.90 ± 0.10 (n=3) |" in render_markdown(report)
