@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from adapters.checkpoint import TrialCheckpoint
-from adapters.errors import ConfigError, EraError
+from adapters.errors import ConfigError, EraError, MissingDependencyError
 from adapters.registry import ALGORITHMS, budget_unit
 from adapters.trial import EvalRecord, TrialSpec, run_trial, validate_trial
 from harness.store import write_parquet_atomic
@@ -86,7 +86,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         spec = _spec_from_args(args)
         validate_trial(spec)
-    except ConfigError as error:
+    except (ConfigError, MissingDependencyError) as error:  # bad input or a missing optional package
         print(f"era trial: error: {error}", file=sys.stderr)
         return 2
     out = args.out or Path("runs") / f"{spec.algo}-{spec.task.replace(':', '_').replace('/', '_')}-{spec.seed}"

@@ -1,0 +1,276 @@
+"""ERA policies in real stable-baselines3 on a real MuJoCo task, used as plain SB3 code.
+
+Every entropy below is measured on the policy's outputs for real HalfCheetah observations
+(D = 6), before and after a short training run.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch as th
+import torch.nn.functional as F
+from stable_baselines3 import PPO, SAC
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+
+from adapters.era import HALF_LOG_2PI_E, gaussian_entropy
+from adapters.envs import make_env
+from adapters.errors import ConfigError
+from adapters.sb3_callbacks import DeltaTuningCallback, policy_entropy
+from adapters.sb3_policies import (
+    TRUNCATED_NORMAL_FLOOR_DELTA,
+    EraActorCriticPolicy,
+    EraSACPolicy,
+    TruncatedNormalDistribution,
+    era_of,
+)
+
+D = 6  # HalfCheetah's action dimension
+TINY_SAC = dict(learning_starts=100, batch_size=64, buffer_size=2_000, seed=0, device="cpu")
+TINY_NET = dict(net_arch=[64, 64])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny MLPs: intra-op threads only contend with the other tests for the CPUs."""
+    previous = th.get_num_threads()
+    th.set_num_threads(1)
+    yield
+    th.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def cheetah():
+    return make_env("gym:HalfCheetah-v5")
+
+
+@pytest.fixture(scope="module")
+def observations(cheetah):
+    """300 real HalfCheetah states under random actions."""
+    cheetah.action_space.seed(0)
+    obs, _ = cheetah.reset(seed=0)
+    states = []
+    for _ in range(300):
+        states.append(obs)
+        obs, *_ = cheetah.step(cheetah.action_space.sample())
+    return np.stack(states)
+
+
+def _visited(model) -> np.ndarray:
+    buffer = model.replay_buffer
+    return buffer.observations[: buffer.pos, 0]
+
+
+def _sac_gaussian_and_truncated_entropy(model, obs: np.ndarray) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+    tensor, _ = model.policy.obs_to_tensor(obs)
+    with th.no_grad():
+        _, log_std, _ = model.actor.get_action_dist_params(tensor)
+        return gaussian_entropy(log_std), policy_entropy(model.actor, tensor), log_std
+
+
+@pytest.mark.parametrize("delta", ["constant", "none"])
+def test_sac_era_pins_the_gaussian_and_constant_delta_keeps_the_floor(cheetah, observations, delta):
+    model = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, delta=delta), **TINY_SAC)
+    era = era_of(model.policy)
+    h0 = 0.25 * D
+    expected_delta = TRUNCATED_NORMAL_FLOOR_DELTA * D if delta == "constant" else 0.0
+    assert float(era.target_entropy) == pytest.approx(h0) and float(era.delta) == pytest.approx(expected_delta)
+    for stage in ("before", "after"):
+        if stage == "after":
+            model.learn(500)
+        states = observations if stage == "before" else np.concatenate([observations, _visited(model)])
+        gaussian, truncated, log_std = _sac_gaussian_and_truncated_entropy(model, states)
+        assert (log_std <= era.log_std_max).all() and (log_std >= era.log_std_min).all()
+        unclipped = (log_std > era.log_std_min).all(-1)
+        assert unclipped.float().mean() > 0.9
+        th.testing.assert_close(gaussian[unclipped], th.full_like(gaussian[unclipped], h0 + expected_delta), atol=1e-4, rtol=0)
+        assert (gaussian >= h0 + expected_delta - 1e-4).all()
+        if delta == "constant":
+            assert (truncated >= h0 - 1e-5).all(), f"{stage}: min truncated entropy {truncated.min():.4f} < H0 {h0}"
+        else:  # δ = 0 (the authors' code): truncation lowers the entropy below H0 in every state
+            assert (truncated < h0).all()
+
+
+class _DeltaRecorder(BaseCallback):
+    """Reads δ and the measured entropy right after each δ step (runs after the tuner)."""
+
+    def __init__(self, tuner: DeltaTuningCallback) -> None:
+        super().__init__()
+        self.tuner, self.trace = tuner, []
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.tuner.tuner is not None and np.isfinite(self.tuner.last_entropy):
+            self.trace.append((self.tuner.last_entropy, float(era_of(self.model.policy).delta)))
+            self.tuner.last_entropy = float("nan")
+
+
+def _tune(cheetah, entropy_per_dim: float, lr: float, steps: int):
+    model = SAC(EraSACPolicy, cheetah, ent_coef=0.0,
+                policy_kwargs=dict(TINY_NET, delta="auto", entropy_per_dim=entropy_per_dim),
+                **dict(TINY_SAC, learning_starts=50))
+    tuner = DeltaTuningCallback(lr=lr)
+    recorder = _DeltaRecorder(tuner)
+    model.learn(steps, callback=CallbackList([tuner, recorder]))
+    return model, np.array(recorder.trace)
+
+
+def test_auto_delta_rises_while_entropy_is_below_target_and_stays_clamped(cheetah, observations):
+    model, trace = _tune(cheetah, entropy_per_dim=0.25, lr=0.01, steps=200)
+    era = era_of(model.policy)
+    h0, entropy, delta = 0.25 * D, trace[:, 0], trace[:, 1]
+    assert len(trace) > 100
+    below = np.flatnonzero(entropy >= h0)
+    first_above = below[0] if len(below) else len(trace)
+    assert first_above > 10, "the truncated entropy starts below H0 with δ = 0"
+    assert np.all(np.diff(np.concatenate([[0.0], delta[:first_above]])) > 0), "δ rises while H < H0"
+    assert np.all(delta >= 0) and np.all(delta <= era.delta_max + 1e-6)
+    # the Gaussian is pinned at H0 + δ for the tuned δ
+    gaussian, _, _ = _sac_gaussian_and_truncated_entropy(model, observations)
+    th.testing.assert_close(gaussian, th.full_like(gaussian, h0 + float(era.delta)), atol=1e-4, rtol=0)
+    assert float(era.delta) == pytest.approx(float(model.actor.era.delta))
+
+    # An infeasible target (1.2 nats/dim > what truncating to [-1, 1] allows): δ winds up to δ_max, no further.
+    model, trace = _tune(cheetah, entropy_per_dim=1.2, lr=0.5, steps=120)
+    era = era_of(model.policy)
+    assert era.delta_max == pytest.approx(D * (HALF_LOG_2PI_E + 0.0) - 1.2 * D)
+    assert trace[:, 1].max() == pytest.approx(era.delta_max, abs=1e-6)
+    assert np.all(trace[:, 1] <= era.delta_max + 1e-6) and np.all(trace[:, 1] >= 0)
+
+
+def test_delta_is_not_in_the_actor_optimizer(cheetah):
+    model = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, delta="auto"), **TINY_SAC)
+    tuner = DeltaTuningCallback()
+    model.learn(120, callback=tuner)
+    era = era_of(model.policy)
+    optimised = [p for group in model.actor.optimizer.param_groups for p in group["params"]]
+    optimised += [p for group in model.critic.optimizer.param_groups for p in group["params"]]
+    assert all(p is not era.delta and p is not tuner.tuner.delta for p in optimised)
+    assert all(p.data_ptr() != era.delta.data_ptr() for p in optimised)
+    assert "era.delta" in dict(model.actor.named_buffers())
+    assert [p for group in tuner.tuner.optimizer.param_groups for p in group["params"]] == [tuner.tuner.delta]
+
+
+def _one_update_recomputed(model, alphas: tuple[float, ...], batch_size: int = 32):
+    """SB3's logged (actor, critic) losses of one ``train()`` step, and the same two recomputed
+    independently, for each entropy coefficient in ``alphas``, from the formulas of spec section 1
+    (actor loss = −mean min Q(s, a∼π); target = r + γ·mask·min Q̄(s', a'∼π), no log-prob), with the
+    entropy terms of SAC added back as ``α·log π``."""
+    before = {name: copy.deepcopy(getattr(model, name).state_dict()) for name in ("actor", "critic", "critic_target")}
+    np_state, torch_state = np.random.get_state(), th.get_rng_state()
+    model.train(gradient_steps=1, batch_size=batch_size)
+    logged = (model.logger.name_to_value["train/actor_loss"], model.logger.name_to_value["train/critic_loss"])
+    after = {name: copy.deepcopy(getattr(model, name).state_dict()) for name in ("actor", "critic", "critic_target")}
+
+    recomputed = {}
+    for alpha in alphas:
+        np.random.set_state(np_state)
+        th.set_rng_state(torch_state)
+        for name, state in before.items():
+            getattr(model, name).load_state_dict(state)
+        batch = model.replay_buffer.sample(batch_size)
+        with th.no_grad():
+            actions_pi, log_prob = model.actor.action_log_prob(batch.observations)
+            next_actions, next_log_prob = model.actor.action_log_prob(batch.next_observations)
+            next_q = th.cat(model.critic_target(batch.next_observations, next_actions), dim=1).min(dim=1, keepdim=True).values
+            next_q = next_q - alpha * next_log_prob.reshape(-1, 1)
+            discounts = batch.discounts if batch.discounts is not None else model.gamma
+            target = batch.rewards + (1 - batch.dones) * discounts * next_q
+            critic = 0.5 * sum(F.mse_loss(q, target) for q in model.critic(batch.observations, batch.actions))
+            model.critic.load_state_dict(after["critic"])  # SB3 updates the critic before the actor loss
+            q_pi = th.cat(model.critic(batch.observations, actions_pi), dim=1).min(dim=1, keepdim=True).values
+            actor = (alpha * log_prob.reshape(-1, 1) - q_pi).mean()
+        assert log_prob.abs().mean() > 0.1  # a log-prob term, were there one, would show
+        recomputed[alpha] = (float(actor), float(critic))
+    for name, state in after.items():
+        getattr(model, name).load_state_dict(state)
+    return logged, recomputed
+
+
+@pytest.mark.parametrize("algo", ["sac-era", "sac"])
+def test_actor_loss_and_critic_target_have_no_entropy_terms(cheetah, algo):
+    if algo == "sac-era":
+        model = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(net_arch=[32, 32], delta="constant"), **TINY_SAC)
+    else:  # the baseline, to show the recomputation detects an entropy term when there is one
+        model = SAC("MlpPolicy", cheetah, policy_kwargs=dict(net_arch=[32, 32]), **TINY_SAC)
+    model.learn(150)
+    alpha = 0.0 if algo == "sac-era" else float(th.exp(model.log_ent_coef.detach()))
+    (logged_actor, logged_critic), recomputed = _one_update_recomputed(model, (alpha, 0.0, 0.1))
+    actor, critic = recomputed[alpha]
+    assert logged_actor == pytest.approx(actor, rel=1e-5, abs=1e-6)
+    assert logged_critic == pytest.approx(critic, rel=1e-5, abs=1e-6)
+    for other in {0.0, 0.1} - {alpha}:  # any other coefficient is told apart
+        assert logged_actor != pytest.approx(recomputed[other][0], rel=1e-3)
+        assert logged_critic != pytest.approx(recomputed[other][1], rel=1e-3)
+
+
+def test_ppo_era_entropy_is_h0_in_every_state(cheetah, observations):
+    model = PPO(EraActorCriticPolicy, cheetah, n_steps=128, batch_size=64, n_epochs=2, seed=0, device="cpu",
+                policy_kwargs=dict(TINY_NET, entropy_per_dim=-0.5))
+    h0 = -0.5 * D
+    raw_before = model.policy.log_std.detach().clone()
+    for stage in ("before", "after"):
+        if stage == "after":
+            model.learn(256)
+        obs, _ = model.policy.obs_to_tensor(observations)
+        with th.no_grad():
+            entropy = model.policy.get_distribution(obs).entropy()
+            actions = model.policy.get_distribution(obs).sample()
+            _, _, evaluated = model.policy.evaluate_actions(obs, actions)
+        th.testing.assert_close(entropy, th.full_like(entropy, h0), atol=1e-5, rtol=0)
+        th.testing.assert_close(evaluated, entropy)
+    assert not th.equal(model.policy.log_std.detach(), raw_before), "PPO trained the raw log-std"
+    # the no-grad fast path (log σ cached between parameter updates) agrees with the autograd path
+    with th.enable_grad():
+        live = model.policy.era_log_std().detach()
+    with th.no_grad():
+        th.testing.assert_close(model.policy.era_log_std(), live)
+        era_of(model.policy).set_delta(0.5)
+        assert gaussian_entropy(model.policy.era_log_std()).item() == pytest.approx(h0 + 0.5, abs=1e-5)
+
+
+def test_save_and_load_keep_target_and_delta(cheetah, observations, tmp_path):
+    sac = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, entropy_per_dim=0.4, delta="auto"), **TINY_SAC)
+    era_of(sac.policy).set_delta(0.7)
+    sac.save(tmp_path / "sac")
+    loaded = SAC.load(tmp_path / "sac", device="cpu")
+    era = era_of(loaded.policy)
+    assert float(era.target_entropy) == pytest.approx(0.4 * D) and float(era.delta) == pytest.approx(0.7)
+    assert era.learn_delta and loaded.policy.era_kwargs == sac.policy.era_kwargs
+    np.testing.assert_array_equal(
+        loaded.predict(observations, deterministic=True)[0], sac.predict(observations, deterministic=True)[0]
+    )
+
+    ppo = PPO(EraActorCriticPolicy, cheetah, n_steps=64, batch_size=32, seed=0, device="cpu",
+              policy_kwargs=dict(TINY_NET, entropy_per_dim=-0.5))
+    ppo.save(tmp_path / "ppo")
+    loaded = PPO.load(tmp_path / "ppo", device="cpu")
+    assert float(era_of(loaded.policy).target_entropy) == pytest.approx(-3.0)
+    obs, _ = loaded.policy.obs_to_tensor(observations[:10])
+    with th.no_grad():
+        th.testing.assert_close(loaded.policy.get_distribution(obs).entropy(), th.full((10,), -3.0), atol=1e-5, rtol=0)
+
+
+def test_distribution_choice_and_misuse(cheetah, observations):
+    truncated = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=TINY_NET, **TINY_SAC)
+    assert isinstance(truncated.actor.action_dist, TruncatedNormalDistribution)
+    actions, _ = truncated.predict(observations, deterministic=False)
+    assert np.abs(actions).max() < 1.0
+
+    tanh = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, distribution="tanh"), **TINY_SAC)
+    assert isinstance(tanh.actor.action_dist, SquashedDiagGaussianDistribution)
+    gaussian, estimate, _ = _sac_gaussian_and_truncated_entropy(tanh, observations)
+    th.testing.assert_close(gaussian, th.full_like(gaussian, 0.25 * D), atol=1e-4, rtol=0)
+    assert estimate.mean() < 0.25 * D - 0.1  # the squash loses entropy (one-sample estimate, averaged)
+
+    with pytest.raises(ConfigError, match="ent_coef=0.0"):
+        SAC(EraSACPolicy, cheetah, policy_kwargs=TINY_NET, **TINY_SAC).learn(10, callback=DeltaTuningCallback())
+    with pytest.raises(ConfigError, match="not reachable|cannot pin"):
+        SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, entropy_per_dim=1.5), **TINY_SAC)
+    with pytest.raises(ConfigError, match="use_sde"):
+        SAC(EraSACPolicy, cheetah, ent_coef=0.0, use_sde=True, policy_kwargs=TINY_NET, **TINY_SAC)
