@@ -26,11 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     from harness import trial_command
     from harness import list_command, run_command
     from harness import report_command
+    from harness import submit_command, sync_command
 
     trial_command.add_parser(commands)
     list_command.add_parser(commands)
     run_command.add_parser(commands)
     report_command.add_parser(commands)
+    submit_command.add_parser(commands)
+    sync_command.add_parser(commands)
     return parser
 
 

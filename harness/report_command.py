@@ -23,8 +23,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
             "write report.md, report.json and PNG figures. Same inputs, same report, byte for byte."
         ),
     )
-    parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
-                        help="folder written by `era run` (results.parquet, trials.parquet, suite.json)")
+    parser.add_argument("results_dir", metavar="RESULTS_DIR",
+                        help="folder written by `era run` (results.parquet, trials.parquet, suite.json), "
+                             "or its storage URI (s3://BUCKET/era/<suite>, as `era submit` printed it)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default reports/<suite-name>/)")
     parser.add_argument("--reps", type=int, default=DEFAULT_REPS,
@@ -40,10 +41,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from harness.report import write_report
+    from harness.storage import results_folder
 
     try:
-        path = write_report(args.results_dir, args.out, reps=args.reps, seed=args.seed, final=args.final,
-                            bootstrap=args.bootstrap)
+        with results_folder(args.results_dir) as results_dir:  # a URI: its tables, copied here
+            path = write_report(results_dir, args.out, reps=args.reps, seed=args.seed, final=args.final,
+                                bootstrap=args.bootstrap)
     except ConfigError as error:
         print(f"era report: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,296 @@
+"""`era run` with real Ray Tune (local, 2 CPUs) and real tiny SB3 trials.
+
+In-process runs share the session's local Ray (tests/conftest.py); the kill-and-resume test runs
+`era run` as a subprocess, kills it with SIGKILL by its PID, and stops any process it left, by PID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import failing_envs
+from conftest import ray_env
+from harness.cli import main
+from harness.store import RESULT_COLUMNS
+
+ERA = [sys.executable, "-m", "harness.cli"]
+TINY_PPO = "{n_steps: 64, batch_size: 32, n_epochs: 1, policy_kwargs: {net_arch: [16]}}"
+
+
+def write_suite(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def states_in(out: Path) -> dict[str, dict]:
+    states = {}
+    for path in (out / "trials").glob("*.json"):
+        try:
+            states[path.stem] = json.loads(path.read_text())
+        except ValueError:  # pragma: no cover - files are replaced atomically
+            continue
+    return states
+
+
+# ------------------------------------------------------------------ a 2 x 2 x 2 suite
+def test_grid_suite_runs_to_completion_with_one_final_evaluation_per_trial(local_ray, tmp_path, capsys):
+    path = write_suite(tmp_path, f"""\
+        name: grid
+        algorithms:
+          ppo: {{settings: {TINY_PPO}}}
+          ppo-era: {{settings: {TINY_PPO}}}
+        tasks: [gym:Pendulum-v1, gym:Hopper-v5]
+        seeds: 2
+        budget: 64
+        eval: {{every: 64, episodes: 1}}
+        """)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out), "--no-report", "--progress-every", "600"]) == 0
+    printed = capsys.readouterr().out
+    assert "8/8 done, 0 running, 0 failed, 0 pending" in printed
+
+    results = pd.read_parquet(out / "results.parquet")
+    assert list(results.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
+    assert len(results) == 8 and results["trial_id"].is_unique
+    assert set(zip(results.algo, results.task, results.seed)) == {
+        (a, t, s) for a in ("ppo", "ppo-era") for t in ("gym:Pendulum-v1", "gym:Hopper-v5") for s in (0, 1)}
+    assert (results.step == 64).all() and (results.suite == "grid").all()
+    assert (results["setting.n_steps"] == 64).all() and (results.base_algo == results.algo).all()
+    # PPO-ERA pins the policy's entropy at entropy_per_dim * D (spec section 1): it really ran in the workers
+    era = results[results.algo == "ppo-era"]
+    dims = era.task.map({"gym:Pendulum-v1": 1, "gym:Hopper-v5": 3})
+    assert era.entropy.to_numpy() == pytest.approx(0.25 * dims.to_numpy(), abs=1e-4)
+    # normalized scores: Hopper against its reference scores, Pendulum has none
+    from harness.normalize import reference
+
+    hopper = results[results.task == "gym:Hopper-v5"]
+    ref = reference(None, "gym:Hopper-v5")
+    assert hopper.normalized_score.to_numpy() == pytest.approx((hopper.score.to_numpy() - ref.low) / (ref.high - ref.low))
+    assert results[results.task == "gym:Pendulum-v1"].normalized_score.isna().all()
+
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert len(trials) == 8 and (trials.status == "done").all() and trials.error.isna().all()
+    assert trials.config_hash.str.fullmatch(r"[0-9a-f]{64}").all()
+    assert trials.code_version.str.startswith("0.").all()
+    packages = json.loads(trials.packages.iloc[0])
+    assert packages["ray"] == "2.60.0" and "torch" in packages and "stable-baselines3" in packages
+    suite = json.loads((out / "suite.json").read_text())
+    assert suite["name"] == "grid" and suite["seeds"] == [0, 1] and suite["trials"] == 8
+
+    # TensorBoard logs of every trial, through Tune's own logger
+    events = list((out / "tune").glob("grid-*/*/events.out.tfevents.*"))
+    assert len({p.parent for p in events}) == 8
+
+    # the same trial in-process gives the same evaluation (one thread, as in a 1-CPU Ray worker)
+    import torch
+
+    from adapters.trial import run_trial
+    from harness.suite import load_and_expand
+
+    _, expanded = load_and_expand(path)
+    first = next(t for t in expanded if t.variant == "ppo-era" and t.spec.task == "gym:Pendulum-v1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        (record,) = list(run_trial(first.spec))
+    finally:
+        torch.set_num_threads(threads)
+    row = results.set_index("trial_id").loc[first.trial_id]
+    assert record.score == pytest.approx(row.score, rel=1e-6)
+
+    # running it again runs nothing and keeps every row
+    assert main(["run", str(path), "--out", str(out), "--no-report"]) == 0
+    assert "all 8 trials of grid are done already" in capsys.readouterr().out
+    assert pd.read_parquet(out / "results.parquet").equals(results)
+
+
+# ------------------------------------------------------------------ a failing trial
+def test_failing_trial_is_recorded_while_the_others_finish(local_ray, tmp_path, capsys):
+    path = write_suite(tmp_path, f"""\
+        name: failing
+        algorithms:
+          ppo: {{settings: {TINY_PPO}}}
+          ppo-era: {{settings: {TINY_PPO}, tasks: [gym:Pendulum-v1]}}
+        tasks: [gym:Pendulum-v1, gym:{failing_envs.ENV_ID}]
+        seeds: [3]
+        budget: 64
+        eval: {{every: 64, episodes: 1}}
+        max_failures: 1
+        """)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out), "--no-report", "--progress-every", "600"]) == 1
+    captured = capsys.readouterr()
+    assert f"failed: ppo gym:{failing_envs.ENV_ID} seed 3: RuntimeError: {failing_envs.MESSAGE}" in captured.err
+    assert "retry  ppo gym:EraFailingStep-v0" in captured.out  # Tune retried it (max_failures 1)
+
+    trials = pd.read_parquet(out / "trials.parquet").set_index("task", append=True)
+    failed = trials.xs(f"gym:{failing_envs.ENV_ID}", level="task")
+    assert (failed.status == "failed").all() and (failed.failures == 2).all()
+    assert failed.error.str.contains(failing_envs.MESSAGE, regex=False).all()
+    assert failed.traceback.str.contains("failing_envs.py", regex=False).all()
+    assert failed.traceback.str.contains("in step").all() and not failed.traceback.str.contains("\x1b").any()
+    done = trials.xs("gym:Pendulum-v1", level="task")
+    assert (done.status == "done").all() and done.error.isna().all()
+    assert len(failed) == 1 and len(done) == 2
+    results = pd.read_parquet(out / "results.parquet")
+    assert sorted(results.algo) == ["ppo", "ppo-era"] and (results.task == "gym:Pendulum-v1").all()
+
+
+# ------------------------------------------------------------------ bad input that needs Ray
+def test_resources_ray_cannot_offer_exit_2_and_write_nothing(local_ray, tmp_path, capsys):
+    path = write_suite(tmp_path, f"""\
+        name: greedy
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 1
+        budget: 64
+        resources: {{cpus: 4}}
+        """)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert "asks for 4 CPU and 0 GPU, but the largest Ray node has 2 CPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_results_dir_checks_and_missing_tracker_exit_2(tmp_path, capsys):
+    path = write_suite(tmp_path, f"""\
+        name: checks
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 1
+        budget: 64
+        """)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err and not out.exists()
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "suite.json").write_text(json.dumps({"name": "someone-else"}))
+    assert main(["run", str(path), "--out", str(other)]) == 2
+    assert "holds the results of suite 'someone-else'" in capsys.readouterr().err
+
+    try:
+        import wandb  # noqa: F401
+    except ImportError:
+        assert main(["run", str(path), "--out", str(out), "--wandb", "proj"]) == 2
+        assert "pip install wandb" in capsys.readouterr().err and not out.exists()
+
+
+# ------------------------------------------------------------------ SIGKILL, then --resume
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _descendants(pid: int) -> dict[int, bytes]:
+    """Every process below ``pid``, with its command line (to recognise it after a PID reuse)."""
+    found, todo = {}, [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            try:
+                found[child] = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            todo.append(child)
+    return found
+
+
+def _stop_leftovers(processes: dict[int, bytes], wait_s: float = 10.0) -> None:
+    """ray.md: the driver's Ray processes die with it; stop any that did not, by PID."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        alive = {p: c for p, c in processes.items() if _same_process(p, c)}
+        if not alive:
+            return
+        time.sleep(0.25)
+    for pid in alive:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _same_process(pid: int, cmdline: bytes) -> bool:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline
+    except OSError:
+        return False
+
+
+def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_path, ray_temp_dir):
+    path = write_suite(tmp_path, """\
+        name: killme
+        algorithms:
+          ppo: {settings: {n_steps: 128, batch_size: 64, n_epochs: 2}}
+          ppo-era: {settings: {n_steps: 128, batch_size: 64, n_epochs: 2}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 2
+        budget: 1280
+        eval: {every: 256, episodes: 1}
+        """)
+    out = tmp_path / "results"
+    env = {**os.environ, **ray_env(ray_temp_dir)}
+    command = [*ERA, "run", str(path), "--out", str(out), "--no-report", "--progress-every", "5"]
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        # kill once one trial is done and a later one has checkpointed part of its work
+        deadline = time.monotonic() + 240
+        while True:
+            states = states_in(out)
+            done = {k for k, s in states.items() if s["status"] == "done"}
+            partial = {k: s for k, s in states.items() if s["status"] == "running" and 0 < len(s["records"]) < 5}
+            if done and partial:
+                break
+            assert process.poll() is None, "era run finished before it could be killed:\n" + (tmp_path / "first.log").read_text()
+            assert time.monotonic() < deadline, "no partial progress to kill in 240 s"
+            time.sleep(0.1)
+        processes = _descendants(process.pid)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    _stop_leftovers(processes)
+    killed_at = states_in(out)
+    done_before = {k for k, s in killed_at.items() if s["status"] == "done"}
+    resumed = {k: int(s["records"][-1]["step"]) for k, s in killed_at.items() if s["status"] != "done" and s["records"]}
+    assert done_before and resumed
+
+    second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"{len(done_before)} done before" in second.stdout
+
+    results = pd.read_parquet(out / "results.parquet")
+    assert len(results) == 4 * 5
+    assert not results.duplicated(["trial_id", "step"]).any()
+    assert results.groupby("trial_id").step.apply(list).map(lambda s: s == [256, 512, 768, 1024, 1280]).all()
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert (trials.status == "done").all()
+
+    # no trial ran twice: the ones done before the kill are not in the second Tune experiment
+    first_run, second_run = sorted((out / "tune").glob("killme-*"))
+    second_ids = {p.name.rsplit("_", 1)[1] for p in second_run.iterdir() if p.is_dir()}
+    assert not second_ids & done_before and set(resumed) <= second_ids
+    # and a trial killed mid-way went on from its checkpoint: its first step there is the next one
+    for trial_id, last_step in resumed.items():
+        if last_step == 1280:  # killed between its last evaluation and Tune's "complete"
+            continue
+        (trial_dir,) = [p for p in second_run.iterdir() if p.name.endswith(trial_id)]
+        steps = [json.loads(line)["step"] for line in (trial_dir / "result.json").read_text().splitlines()]
+        assert steps[0] == last_step + 256
