@@ -131,7 +131,8 @@ def _suite(path: Path, name: str, budget: int, seeds: int) -> Path:
 def _era_run(suite: Path, out: Path, cores: int) -> tuple[float, float, float, float]:
     """(b): ``era run`` in a subprocess; (wall, CPU of its process tree, Ray start, Tune fit) seconds."""
     env = dict(os.environ)
-    env.setdefault("RAY_TMPDIR", tempfile.mkdtemp(prefix="era-bench-", dir="/tmp"))
+    if "RAY_TMPDIR" not in env:  # Ray's files next to the results, removed with them
+        env["RAY_TMPDIR"] = str(out.parent / "ray")
     command = [sys.executable, "-m", "harness.cli", "run", str(suite), "--out", str(out), "--no-report",
                "--num-cpus", str(cores), "--progress-every", "600"]
     wall, cpu, done = _timed(command, env)
@@ -173,7 +174,7 @@ def main() -> None:
     print(f"trial: ppo on {TASK}, {budget} env steps (~{budget / rate:.0f} s at {rate:.0f} steps/s); "
           f"N = {args.trials}, M = {args.tiny} tiny trials of {N_STEPS} steps")
 
-    with tempfile.TemporaryDirectory(prefix="era-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="era-bench-", dir="/tmp") as tmp:  # short: Ray's socket paths
         tmp = Path(tmp)
         seq_wall, seq_cpu, seq = _sequential_process(budget, args.trials)
         t_seq = sum(seq)
@@ -187,7 +188,7 @@ def main() -> None:
         _, _, tiny = _sequential_process(N_STEPS, args.tiny)
         tiny_seq = sum(tiny)
         _, _, tiny_start, tiny_fit = _era_run(_suite(tmp / "tiny.yaml", "tiny", N_STEPS, args.tiny),
-                                                     tmp / "tiny", args.cores)
+                                              tmp / "tiny", args.cores)
 
     parallel = min(args.trials, args.cores)
     overhead = (fit - t_seq / parallel) / args.trials
@@ -208,6 +209,7 @@ def main() -> None:
           f"{'met' if overhead < 1 else 'NOT met'} with worker start-up included, "
           f"{'met' if tiny_overhead < 1 else 'NOT met'} for scheduling alone; load average "
           f"{os.getloadavg()[0]:.2f} at the end (neighbours on the cores lower every wall-clock ratio)")
+
 
 if __name__ == "__main__":
     main()
