@@ -16,6 +16,7 @@ __all__ = [
     "MissingDependencyError",
     "TrainingDivergedError",
     "unknown_name",
+    "check_known_settings",
 ]
 
 
@@ -47,3 +48,14 @@ def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> 
     listed = ", ".join(sorted(known))
     extra = f"; {hint}" if hint else ""
     return UnknownNameError(f"unknown {kind} {name!r}: known {kind}s are {listed}{extra}")
+
+
+def check_known_settings(algo: str, settings: Iterable[str], allowed: Iterable[str]) -> None:
+    """Raise ``ConfigError`` naming every setting of ``algo`` that is not in ``allowed``."""
+    allowed = set(allowed)
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)} for {algo}: allowed settings are "
+            f"{', '.join(sorted(allowed))}"
+        )

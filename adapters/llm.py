@@ -43,7 +43,13 @@ from typing import Any
 import numpy as np
 
 from adapters.checkpoint import TrialCheckpoint
-from adapters.errors import ConfigError, MissingDependencyError, TrainingDivergedError, unknown_name
+from adapters.errors import (
+    ConfigError,
+    MissingDependencyError,
+    TrainingDivergedError,
+    check_known_settings,
+    unknown_name,
+)
 from adapters.trial import EvalRecord, TrialSpec
 
 __all__ = ["ALGORITHMS", "TASKS", "LLMSettings", "resolve_settings", "parse_task", "validate", "run"]
@@ -228,13 +234,7 @@ def resolve_settings(spec: TrialSpec) -> LLMSettings:
     if spec.algo not in ALGORITHMS:
         raise unknown_name("LLM algorithm", spec.algo, ALGORITHMS)
     settings: Mapping[str, Any] = spec.settings or {}
-    allowed = allowed_settings(spec.algo)
-    unknown = sorted(set(settings) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} for {spec.algo}: allowed settings are "
-            f"{', '.join(sorted(allowed))}"
-        )
+    check_known_settings(spec.algo, settings, allowed_settings(spec.algo))
     values = {**ALGORITHMS[spec.algo], **settings}
     for key, value in values.items():
         _check_value(key, value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import ConfigError, unknown_name
+from adapters.errors import ConfigError, check_known_settings, unknown_name
 from adapters.trial import TrialSpec
 
 __all__ = ["ALGORITHMS", "RECIPES", "VisionSettings", "allowed_settings", "resolve_settings"]
@@ -132,13 +132,7 @@ def resolve_settings(spec: TrialSpec) -> VisionSettings:
     if spec.algo not in ALGORITHMS:
         raise unknown_name("vision algorithm", spec.algo, ALGORITHMS)
     settings: Mapping[str, Any] = spec.settings or {}
-    allowed = allowed_settings(spec.algo)
-    unknown = sorted(set(settings) - set(allowed))
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)} for {spec.algo}: allowed settings are "
-            f"{', '.join(sorted(allowed))}"
-        )
+    check_known_settings(spec.algo, settings, allowed_settings(spec.algo))
     from adapters.vision_data import parse_task
 
     values = {**RECIPES[parse_task(spec.task).kind], **ALGORITHMS[spec.algo], **settings}

@@ -19,7 +19,9 @@ stamp="$VENV/.install-stamp${EXTRAS:+-$EXTRAS}"
 want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     echo "installing era-harness${EXTRAS:+[$EXTRAS]} and its pinned dependencies (first time: a few minutes)" >&2
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}" >&2
+    # (sed drops pip's warnings about package folders this machine's pip config names but lacks)
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 \
+        | sed '/is ignored: it is neither a file nor a directory/d' >&2
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

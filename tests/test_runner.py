@@ -257,7 +257,8 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
         while True:
             states = states_in(out)
             done = {k for k, s in states.items() if s["status"] == "done"}
-            partial = {k: s for k, s in states.items() if s["status"] == "running" and 0 < len(s["records"]) < 5}
+            # at most 2 of 5 evaluations: the trial cannot finish in the moment before the kill
+            partial = {k: s for k, s in states.items() if s["status"] == "running" and 0 < len(s["records"]) <= 2}
             if done and partial:
                 break
             assert process.poll() is None, "era run finished before it could be killed:\n" + (tmp_path / "first.log").read_text()
