@@ -9,8 +9,9 @@ temperature), averaged over the batch.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,21 +106,28 @@ def _entropies(model, chunks, temperature: float) -> tuple[torch.Tensor, float]:
     return torch.cat(per_response), token_sum / max(token_count, 1)
 
 
-def sampled_response_entropies(model, tokenizer, prompts: Sequence, n_samples: int, max_new_tokens: int,
-                               temperature: float = 1.0, seed: int = 0, batch_size: int = 512) -> torch.Tensor:
-    """Response entropy ``(len(prompts) * n_samples,)`` of sampled completions, prompt-major: the
-    per-response numbers behind ``evaluate_policy``'s ``entropy`` (seeded, global RNG untouched)."""
+@contextlib.contextmanager
+def _seeded_eval(model, seed: int) -> Iterator[None]:
+    """Eval mode and torch's RNG seeded at ``seed`` inside the block; both restored afterwards."""
     was_training = model.training
     model.eval()
     devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            _, chunks = _generate(model, tokenizer, prompts, n_samples, True, max_new_tokens, temperature,
-                                  max(1, batch_size // n_samples))
-            return _entropies(model, chunks, temperature)[0]
+            yield
     finally:
         model.train(was_training)
+
+
+def sampled_response_entropies(model, tokenizer, prompts: Sequence, n_samples: int, max_new_tokens: int,
+                               temperature: float = 1.0, seed: int = 0, batch_size: int = 512) -> torch.Tensor:
+    """Response entropy ``(len(prompts) * n_samples,)`` of sampled completions, prompt-major: the
+    per-response numbers behind ``evaluate_policy``'s ``entropy`` (seeded, global RNG untouched)."""
+    with _seeded_eval(model, seed):
+        _, chunks = _generate(model, tokenizer, prompts, n_samples, True, max_new_tokens, temperature,
+                              max(1, batch_size // n_samples))
+        return _entropies(model, chunks, temperature)[0]
 
 
 def _scores(rewards: Sequence[float | None]) -> list[float]:
@@ -143,18 +151,11 @@ def evaluate_policy(
     ``pass@k`` (in %), ``entropy`` (mean response entropy), ``token_entropy`` and
     ``response_entropy_p10`` (its 10th percentile over responses). Seeded: the same model and
     seed give the same numbers, and the global RNG is left as it was."""
-    was_training = model.training
-    model.eval()
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            texts, chunks = _generate(model, tokenizer, batch.prompts, n_samples, True, max_new_tokens,
-                                      temperature, max(1, batch_size // n_samples), top_p)
-            greedy, _ = _generate(model, tokenizer, batch.prompts, 1, False, max_new_tokens, temperature, batch_size)
-            resp_entropy, token_mean = _entropies(model, chunks, temperature)
-    finally:
-        model.train(was_training)
+    with _seeded_eval(model, seed):
+        texts, chunks = _generate(model, tokenizer, batch.prompts, n_samples, True, max_new_tokens,
+                                  temperature, max(1, batch_size // n_samples), top_p)
+        greedy, _ = _generate(model, tokenizer, batch.prompts, 1, False, max_new_tokens, temperature, batch_size)
+        resp_entropy, token_mean = _entropies(model, chunks, temperature)
     repeated = {k: [v for v in values for _ in range(n_samples)] for k, values in batch.columns.items()}
     rewards = np.asarray(_scores(reward(completions=texts, **repeated)), dtype=float).reshape(len(batch.prompts), n_samples)
     correct = (rewards > 0.5).sum(axis=1)
