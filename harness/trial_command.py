@@ -96,6 +96,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"resuming {spec.algo} on {spec.task} from step {records[-1].step}", flush=True)
     unit = budget_unit(spec.algo)
     started = time.monotonic()
+    resumed_count = len(records)
     try:
         for record in run_trial(spec, checkpoint.directory):
             records.append(record)
@@ -116,6 +117,7 @@ def run_command(args: argparse.Namespace) -> int:
     if not records:
         print("era trial: the trial produced no evaluation", file=sys.stderr)
         return 1
-    write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
+    if len(records) == resumed_count:  # a finished trial re-run: its table may have been removed
+        write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
     print(f"wrote {out / 'results.parquet'} ({len(records)} evaluations)")
     return 0
