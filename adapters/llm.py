@@ -5,10 +5,11 @@ Algorithms: ``grpo`` (TRL's ``GRPOTrainer`` unchanged) and ``grpo-era``
 (:class:`adapters.llm_trainer.ERAGRPOTrainer`, which changes only how per-token log-probs and
 advantages are computed). Tasks:
 
-- ``llm:arith`` (single-digit addition) and ``llm:decompose`` (write ``s`` as a sum of two digits:
-  several correct answers, so GRPO's entropy collapse is lost diversity) on a tiny Llama built
-  from a config, first taught by a deterministic supervised warm-up (:mod:`adapters.llm_toy`);
-  minutes on a laptop CPU.
+- ``llm:arith`` (single-digit addition), ``llm:tagged-sum`` (the sum after a free tag letter the
+  reward ignores: GRPO's entropy loss there is lost diversity) and ``llm:decompose`` (write ``s``
+  as a sum of two digits, a free choice coupled to the reward) on a tiny Llama built from a
+  config, first taught by a deterministic supervised warm-up (:mod:`adapters.llm_toy`); minutes on
+  a laptop CPU.
 - ``llm:hf:<dataset>``: a hub model (setting ``model``) trained on a hub dataset of math problems
   and evaluated on hub evaluation sets (:mod:`adapters.llm_hub`); for GPU clusters.
 
@@ -68,7 +69,7 @@ ALGORITHMS: dict[str, dict[str, Any]] = {
 }
 
 #: task ids this family knows (``llm:hf:<dataset>`` takes any hub dataset id)
-TASKS: tuple[str, ...] = ("llm:arith", "llm:hf:<dataset>")
+TASKS: tuple[str, ...] = ("llm:arith", "llm:tagged-sum", "llm:decompose", "llm:hf:<dataset>")
 
 _WARMUP_FILE = "warmup_model.pt"
 _TRAINER_DIR = "trainer"
@@ -155,7 +156,7 @@ class HubTaskId:
 
 
 def parse_task(task: str) -> ToyTaskId | HubTaskId:
-    """``llm:arith`` or ``llm:hf:<dataset>``; anything else lists the known tasks."""
+    """A toy task (``llm:arith``, ...) or ``llm:hf:<dataset>``; anything else lists the known tasks."""
     from adapters.llm_toy import TOY_TASKS
 
     if task.startswith("llm:hf:"):

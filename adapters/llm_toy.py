@@ -4,11 +4,20 @@ verifiable answer and a deterministic supervised warm-up. Nothing is downloaded.
 - ``llm:arith`` asks ``"a+b="`` for single digits ``a, b`` and rewards a completion whose leading
   digits are ``a+b`` (100 prompts). Every token of the answer decides the reward, so the ideal
   policy is deterministic: entropy falls because the model learns.
+- ``llm:tagged-sum`` asks ``"a+b="`` like ``llm:arith`` but wants a free tag first: any one of the
+  letters ``a``-``j``, then the sum (``"3+4="`` -> ``"c7"``). The tag stands for the many tokens
+  of a reasoning trace whose choice does not decide the reward (phrasing, order of steps): the
+  reward never looks at it, so its entropy can stay at log 10 = 2.30 nats at full accuracy. Under
+  GRPO it still drifts down (sampling noise in the updates, and the answer tokens that follow it
+  share the network); this is the collapse ERA's floor is built for (spec section 3).
 - ``llm:decompose`` asks ``"s="`` for ``s`` in 4..14 and rewards any ``"a+b"`` of digits with
   ``a+b = s`` (11 prompts, 5 to 10 correct answers each, so the first digit's entropy can stay
   between log 5 = 1.61 and log 10 = 2.30 nats at full accuracy). Which ``a`` to write does not decide the
-  reward, as most tokens of a long reasoning trace do not: the task where GRPO's entropy collapse
-  is a loss of diversity rather than learning, and where ERA's floor can act (spec section 3).
+  reward of a correct completion. But the choice is coupled to the reward: for most sums some
+  digits have no partner (``9`` for ``s = 4``), and the model completes the digits it writes
+  often more reliably. Negative-advantage responses then push the rarely chosen digits down, which
+  token-level ERA (it rescales positive-advantage tokens only) does not counter: measured, ERA
+  slows this collapse but does not hold a floor (suites/llm-toy-decompose.yaml).
 
 Training and evaluation use the same prompts: the point is the policy's entropy under RL, not
 generalisation. A randomly initialised model almost never earns a reward, so every GRPO group would
@@ -26,6 +35,7 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "TAGS",
     "VOCAB",
     "TinyModelConfig",
     "ToyTask",
@@ -36,9 +46,12 @@ __all__ = [
     "warm_up_state",
 ]
 
-VOCAB: tuple[str, ...] = ("<pad>", "<eos>", "<bos>", "<unk>", *"0123456789", "+", "=", " ")
+#: the free tags of ``llm:tagged-sum``
+TAGS = "abcdefghij"
+VOCAB: tuple[str, ...] = ("<pad>", "<eos>", "<bos>", "<unk>", *"0123456789", "+", "=", " ", *TAGS)
 _LEADING_NUMBER = re.compile(r"\s*(\d+)")
 _DIGIT_PAIR = re.compile(r"\s*(\d)\+(\d)\s*")
+_TAGGED_NUMBER = re.compile(rf"\s*[{TAGS[0]}-{TAGS[-1]}](\d+)\s*")
 
 
 @dataclass(frozen=True)
@@ -81,6 +94,11 @@ def _is_decomposition(completion: str, answer: str) -> bool:
     return bool(match) and int(match.group(1)) + int(match.group(2)) == int(answer)
 
 
+def _is_tagged_number(completion: str, answer: str) -> bool:
+    match = _TAGGED_NUMBER.fullmatch(completion)
+    return bool(match) and match.group(1) == answer
+
+
 def _arith() -> ToyTask:
     pairs = [(a, b) for a in range(10) for b in range(10)]
     return ToyTask(
@@ -91,6 +109,19 @@ def _arith() -> ToyTask:
         max_completion_length=4,  # two digits, <eos>, one spare
         warmup_steps=100,  # greedy accuracy about 0.55 (shared/notes/trl.md §4)
         check=_starts_with_number,
+    )
+
+
+def _tagged_sum() -> ToyTask:
+    pairs = [(a, b) for a in range(10) for b in range(10)]
+    return ToyTask(
+        name="tagged-sum",
+        prompts=tuple(f"{a}+{b}=" for a, b in pairs),
+        answers=tuple(str(a + b) for a, b in pairs),
+        targets=tuple(tuple(f"{tag}{a + b}" for tag in TAGS) for a, b in pairs),
+        max_completion_length=4,  # tag, two digits, <eos>
+        warmup_steps=150,  # sampled accuracy about 0.5, every tag about equally likely
+        check=_is_tagged_number,
     )
 
 
@@ -108,7 +139,7 @@ def _decompose() -> ToyTask:
 
 
 #: toy task name (the part after ``llm:``) -> its builder
-TOY_TASKS: dict[str, Callable[[], ToyTask]] = {"arith": _arith, "decompose": _decompose}
+TOY_TASKS: dict[str, Callable[[], ToyTask]] = {"arith": _arith, "tagged-sum": _tagged_sum, "decompose": _decompose}
 
 
 def build_tokenizer():  # -> transformers.PreTrainedTokenizerFast

@@ -190,6 +190,36 @@ def plot_entropy(
     return _save(fig, path)
 
 
+def plot_pass_at_k(
+    panels: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]],
+    path: Path,
+    *,
+    colors: Mapping[str, tuple] | None = None,
+) -> Path:
+    """Final pass@k (%) against k (log scale), one panel per task: ``{task: {algo: (k, mean, std)}}``,
+    error bars one standard deviation over seeds."""
+    plt = _pyplot()
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    colors = dict(colors or {})
+    for ax, (task, curves) in zip(axes.flat, panels.items()):
+        for algo, (k, mean, std) in curves.items():
+            ax.errorbar(k, mean, yerr=std, marker="o", markersize=3, capsize=3, color=colors.get(algo), label=algo)
+        ax.set_xscale("log", base=2)
+        ticks = sorted({int(v) for c in curves.values() for v in c[0]})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_title(task)
+        ax.set_xlabel("k (samples per prompt)")
+        ax.set_ylabel("pass@k (%)")
+        ax.grid(alpha=0.25)
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_sensitivity(
     key: str,
     values: Sequence,

@@ -319,14 +319,31 @@ def _entropy(results: pd.DataFrame, algos: Sequence[str], base_of: Mapping[str, 
         by_step = rows.groupby("step")["entropy"]
         mean, low, high = by_step.mean(), by_step.min(), by_step.max()
         is_era = base_of.get(algo, algo) in BASELINES
+        floor = _entropy_floor(rows) if is_era else None
+        finals = _final_entropies(rows)
         out.append({
             "task": task, "algo": algo, "steps": [int(s) for s in mean.index],
             "mean": [_num(v) for v in mean], "min_over_seeds": [_num(v) for v in low],
             "max_over_seeds": [_num(v) for v in high],
             "first": _num(mean.iloc[0]), "last": _num(mean.iloc[-1]), "lowest": _num(mean.min()),
-            "floor": _num(_entropy_floor(rows)) if is_era else None,
+            "floor": _num(floor),
+            "final_min": _num(min(finals)) if finals else None,
+            # seeds whose last evaluation is at or above the floor: whether ERA held it, not just on average
+            "seeds_at_floor": (sum(v >= floor - _FLOOR_TOLERANCE for v in finals) if floor is not None else None),
+            "seeds": len(finals),
         })
     return out
+
+
+#: absolute slack when comparing a recorded entropy with its floor (float32 rounding of the records)
+_FLOOR_TOLERANCE = 1e-6
+
+
+def _final_entropies(rows: pd.DataFrame) -> list[float]:
+    """Each seed's entropy at its last evaluation that recorded one."""
+    recorded = rows[rows["entropy"].notna()]
+    last = recorded.sort_values("step").groupby("seed")["entropy"].last()
+    return [float(v) for v in last]
 
 
 def _sweeps(results: pd.DataFrame, algos: Sequence[str], base_of: Mapping[str, str],
@@ -590,9 +607,26 @@ def _entropy_section(scope: _Scope) -> list[dict]:
         panels.append(plots.EntropyPanel(task, curves, floors))
     scope.figures.append(_Figure(
         "entropy.png",
-        "Entropy over training: mean over seeds, band from min to max; dashed: the entropy floor ERA enforces.",
+        "Entropy over training: mean over seeds, band from min to max; dashed: the entropy floor ERA aims for.",
         lambda p: plots.plot_entropy(panels, p, colors=scope.colors)))
     return entropy
+
+
+def _pass_at_k_section(scope: _Scope, final: str) -> list[dict]:
+    from harness import plots
+    from harness.report_passk import pass_at_k_columns, pass_at_k_curves, pass_at_k_rows
+
+    columns = pass_at_k_columns(scope.results)
+    if not columns:
+        return []
+    finals = stats.final_scores(scope.results, columns, final)
+    rows = pass_at_k_rows(finals, columns, scope.algos)
+    panels = {task: pass_at_k_curves(rows, task) for task in sorted({r["task"] for r in rows})}
+    if panels:
+        scope.figures.append(_Figure(
+            "pass_at_k.png", "Final pass@k against k: mean over seeds, error bars one standard deviation.",
+            lambda p: plots.plot_pass_at_k(panels, p, colors=scope.colors)))
+    return rows
 
 
 def _sensitivity_name(entry: Mapping) -> str:
@@ -670,6 +704,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     raw = _raw_section(scope)
     _curve_figures(scope, normalized, raw)
     entropy = _entropy_section(scope)
+    pass_at_k = _pass_at_k_section(scope, final)
     sensitivity = _sensitivity_section(scope, data.suite, normalized["aggregates"], raw["aggregates"])
     paper_entry, paper = _paper_section(scope, data.suite, normalized["aggregates"])
     counts = data.trials["status"].value_counts()
@@ -697,6 +732,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
                               "raw": {t: _curve_json(c) for t, c in raw["curves"].items()}},
         "per_task": _per_task(scope.finals, scope.algos),
         "entropy": entropy,
+        "pass_at_k": pass_at_k,
         "sensitivity": sensitivity,
         "paper": paper,
         "failed_trials": _failed_rows(data.trials),
@@ -819,11 +855,27 @@ def render_markdown(report: Mapping) -> str:
     if report["entropy"]:
         lines += ["## Entropy over training", "",
                   "Mean over seeds of the entropy of the distribution actions/outputs are sampled from; "
-                  "the floor is the entropy ERA keeps the policy above.", ""]
-        lines += _table(["Task", "Algorithm", "First", "Last", "Lowest", "ERA floor"], [
-            [e["task"], _code(e["algo"]), _f(e["first"]), _f(e["last"]), _f(e["lowest"]),
-             _f(e["floor"]) if e["floor"] is not None else "—"] for e in report["entropy"]])
+                  "the floor is the entropy ERA aims to keep the policy above, and the last column counts the "
+                  "seeds whose final entropy is at or above it.", ""]
+        lines += _table(["Task", "Algorithm", "First", "Last", "Lowest", "Lowest final", "ERA floor",
+                         "Seeds at the floor"], [
+            [e["task"], _code(e["algo"]), _f(e["first"]), _f(e["last"]), _f(e["lowest"]), _f(e["final_min"]),
+             _f(e["floor"]) if e["floor"] is not None else "—",
+             f"{e['seeds_at_floor']} of {e['seeds']}" if e["floor"] is not None else "—"]
+            for e in report["entropy"]])
         lines += _figure_line(report, "entropy.png")
+
+    if report.get("pass_at_k"):
+        lines += ["## pass@k", "",
+                  "Final pass@k in %: the chance that at least one of k sampled answers is correct, mean ± "
+                  "standard deviation over seeds.", ""]
+        ks = sorted({k for r in report["pass_at_k"] for k in r["k"]})
+        lines += _table(["Task", "Algorithm", "Seeds", *(f"pass@{k}" for k in ks)], [
+            [r["task"], _code(r["algo"]), r["n"],
+             *(_pm({"mean": r["mean"][r["k"].index(k)], "std": r["std"][r["k"].index(k)]}) if k in r["k"] else "—"
+               for k in ks)]
+            for r in report["pass_at_k"]])
+        lines += _figure_line(report, "pass_at_k.png")
 
     if report["paper"]:
         p = report["paper"]

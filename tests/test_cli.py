@@ -19,6 +19,16 @@ def test_version_and_help():
     assert usage.returncode == 0 and "trial" in usage.stdout
 
 
+def test_the_command_and_the_package_start_without_torch():
+    """torch takes over a second to import: only commands that build or validate trials need it."""
+    probe = ("import sys, harness.cli, adapters; "
+             "assert adapters.__version__ and 'torch' not in sys.modules; "
+             "adapters.TrialSpec; assert 'torch' not in sys.modules; "  # the trial contract is torch-free too
+             "adapters.GaussianERA; assert 'torch' in sys.modules")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
 def test_unknown_algorithm_exits_2_and_lists_known(tmp_path):
     result = _era("trial", "--algo", "sac-typo", "--task", "gym:Pendulum-v1", "--steps", "10",
                   "--out", str(tmp_path / "t"))

@@ -66,7 +66,7 @@ def test_validate_refuses_bad_input_with_the_fix(bad, match):
 
 
 def test_unknown_task_lists_the_known_ones():
-    with pytest.raises(UnknownNameError, match="llm:arith.*llm:decompose.*llm:hf:<dataset>"):
+    with pytest.raises(UnknownNameError, match="llm:arith, llm:decompose, llm:hf:<dataset>, llm:tagged-sum"):
         llm.validate(spec(task="llm:gsm8k"))
     assert llm.parse_task("llm:hf:BytedTsinghua-SIA/DAPO-Math-17k") == llm.HubTaskId("BytedTsinghua-SIA/DAPO-Math-17k")
 
@@ -80,6 +80,34 @@ def test_validate_checks_trl_fields_and_refuses_vllm_with_era():
     llm.validate(spec(trl={"max_grad_norm": 0.5}))
     llm.validate(spec(task="llm:hf:BytedTsinghua-SIA/DAPO-Math-17k", model="Qwen/Qwen2.5-Math-7B",
                       eval_datasets={"aime24": "aime24", "mine": {"path": "me/set", "answer_column": "gold"}}))
+
+
+# ------------------------------------------------------------------------------ toy tasks
+@needs_trl
+@pytest.mark.parametrize("name", ["arith", "tagged-sum", "decompose"])
+def test_toy_task_rewards_every_warm_up_target_and_tokenizes_it(name):
+    from adapters.llm_toy import TOY_TASKS, build_tokenizer
+
+    task = TOY_TASKS[name]()
+    tokenizer = build_tokenizer()
+    assert len(task.prompts) == len(task.answers) == len(task.targets)
+    for prompt, answer, targets in zip(task.prompts, task.answers, task.targets):
+        assert task.reward(list(targets), [answer] * len(targets)) == [1.0] * len(targets), prompt
+        for text in (prompt, *targets):
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert tokenizer.unk_token_id not in ids and tokenizer.decode(ids) == text
+            assert len(ids) < task.max_completion_length or text == prompt
+
+
+@needs_trl
+def test_tagged_sum_rewards_the_sum_after_any_tag_and_nothing_else():
+    from adapters.llm_toy import TAGS, TOY_TASKS
+
+    task = TOY_TASKS["tagged-sum"]()
+    assert set(task.prompts) == {f"{a}+{b}=" for a in range(10) for b in range(10)}
+    assert {t[0] for t in task.targets[task.prompts.index("3+4=")]} == set(TAGS)  # every tag is correct
+    completions = ["c7", "j7", " a7 ", "7", "k7", "c8", "cc7", "c7+", "c07"]
+    assert task.reward(completions, ["7"] * len(completions)) == [1.0, 1.0, 1.0, 0, 0, 0, 0, 0, 0]
 
 
 # ------------------------------------------------------------------------------ pass@k, answers
@@ -155,17 +183,22 @@ def test_kl_term_uses_the_warmed_up_model_as_reference(tmp_path):
     assert (tmp_path / "reference" / "config.json").exists()
 
 
-# ------------------------------------------------------------------------------ the entropy gap
-#: suites/llm-toy.yaml's settings, with a shorter budget (it runs 300 steps)
-GAP_SETTINGS = dict(learning_rate=2e-4, eval_samples=16)
-GAP_STEPS, OMEGA_LOW = 200, 1.2
+# ------------------------------------------------------------------------------ the entropy floor
+#: suites/llm-toy.yaml's task and settings, for one seed
+FLOOR_TASK, FLOOR_STEPS, OMEGA_LOW = "llm:tagged-sum", 600, 2.1
+FLOOR_SETTINGS = dict(learning_rate=3e-4, eval_samples=4)
+#: ERA's floor is a gate: a response is pushed up only once its entropy is below omega_low, so the
+#: batch mean hovers just above omega_low and can dip under it between updates (suites/llm-toy.yaml,
+#: 3 seeds: 2.074 to 2.201 over the second half of training, 2.113 / 2.138 / 2.173 at the end, where
+#: GRPO ended at 0.659 / 0.804 / 1.280). The shortfall allowed on one seed's final model:
+FLOOR_BAND = 0.1
 
 
 @needs_trl
-def test_era_keeps_response_entropy_above_plain_grpo(tmp_path):
-    """GRPO's response entropy collapses on llm:decompose (which first digit to write does not
-    decide the reward); GRPO-ERA's stays higher. Same seed, same warmed-up model; the final models
-    are compared on 64 fresh samples per prompt, paired by prompt."""
+def test_era_holds_response_entropy_at_its_floor_while_grpo_collapses(tmp_path):
+    """On llm:tagged-sum (a free tag the reward never reads, then the sum) GRPO's response entropy
+    collapses from about 2.3 nats; GRPO-ERA's stays at its floor omega_low. Same seed, same
+    warmed-up model; the final models are compared on 64 fresh samples per prompt, paired by prompt."""
     from scipy import stats
     from transformers import LlamaForCausalLM
 
@@ -173,29 +206,27 @@ def test_era_keeps_response_entropy_above_plain_grpo(tmp_path):
     from adapters.llm_eval import sampled_response_entropies
     from adapters.llm_toy import TOY_TASKS, build_tokenizer
 
-    task = TOY_TASKS["decompose"]()
-    finals, per_prompt = {}, {}
+    task = TOY_TASKS[FLOOR_TASK.removeprefix("llm:")]()
+    start, per_prompt, finals = {}, {}, {}
     for algo, extra in (("grpo", {}), ("grpo-era", {"omega_low": OMEGA_LOW})):
-        trial = TrialSpec(algo=algo, task="llm:decompose", seed=0, budget=GAP_STEPS, eval_every=GAP_STEPS,
-                          settings={**GAP_SETTINGS, **extra}, device="cpu")
-        finals[algo] = list(run_trial(trial, tmp_path / algo))[-1]
+        trial = TrialSpec(algo=algo, task=FLOOR_TASK, seed=0, budget=FLOOR_STEPS, eval_every=FLOOR_STEPS,
+                          settings={**FLOOR_SETTINGS, **extra}, device="cpu")
+        records = list(run_trial(trial, tmp_path / algo))
+        start[algo], finals[algo] = records[0], records[-1]
         state = TrialCheckpoint(tmp_path / algo).load().state_dir / "trainer"
         model = LlamaForCausalLM.from_pretrained(state)
         entropies = sampled_response_entropies(model, build_tokenizer(), task.prompts, 64, task.max_completion_length,
                                                seed=123)
         per_prompt[algo] = entropies.reshape(len(task.prompts), 64).mean(1).numpy()
 
-    grpo, era = finals["grpo"], finals["grpo-era"]
-    print(f"response entropy after {GAP_STEPS} steps (seed 0): grpo {grpo.entropy:.3f}, grpo-era "
-          f"{era.entropy:.3f} (omega_low {OMEGA_LOW}); per prompt {per_prompt}")
-    assert grpo.entropy < OMEGA_LOW  # plain GRPO collapsed below the floor
-    assert era.metrics["frac_scaled_up"] > 0.05  # ERA acted
-    assert era.entropy > grpo.entropy + 0.1
-    assert era.metrics["response_entropy_p10"] > grpo.metrics["response_entropy_p10"]
-    # Paired by prompt (the responses of one prompt share their first-digit entropy, so the 11
-    # prompts, not the 704 responses, are the units). Measured on this machine: mean gap 0.18 nats,
-    # 9 of 11 prompts higher, t = 2.50, one-sided p = 0.016 (a first threshold of 0.01 was not met;
-    # across seeds 0-2 ERA ended higher in all three, see suites/llm-toy.yaml).
-    gap = per_prompt["grpo-era"] - per_prompt["grpo"]
-    assert gap.mean() > 0.1, gap
-    assert stats.ttest_rel(per_prompt["grpo-era"], per_prompt["grpo"], alternative="greater").pvalue < 0.05, gap
+    grpo, era = per_prompt["grpo"], per_prompt["grpo-era"]
+    print(f"response entropy after {FLOOR_STEPS} steps (seed 0, 64 samples x {len(task.prompts)} prompts): "
+          f"grpo {grpo.mean():.3f}, grpo-era {era.mean():.3f}, omega_low {OMEGA_LOW}, started at "
+          f"{start['grpo'].entropy:.3f}")
+    assert start["grpo"].entropy == start["grpo-era"].entropy > OMEGA_LOW  # one warmed-up model, above the floor
+    assert finals["grpo-era"].metrics["frac_scaled_up"] > 0.0  # ERA acted
+    assert grpo.mean() < OMEGA_LOW - 0.5  # plain GRPO collapsed far below the floor
+    assert era.mean() >= OMEGA_LOW - FLOOR_BAND  # ERA held it there
+    # Paired by prompt (a prompt's responses share its tag's entropy, so the 100 prompts are the units)
+    assert stats.ttest_rel(era, grpo, alternative="greater").pvalue < 1e-3
+    assert (era > grpo).mean() > 0.9

@@ -287,3 +287,56 @@ def test_classification_report_compares_top1_and_top5_with_the_paper(tmp_path):
     floors = {e["algo"]: e["floor"] for e in report["entropy"]}
     assert floors == {"resnet": None, "resnet-era": 0.6}
     assert "| top-1 (%) | 93.82 ± 0.08 | `resnet-era` | 93.90 ± 0.10 (n=3) |" in render_markdown(report)
+
+
+def _llm_results_dir(path):
+    """Results as the LLM family records them: entropy with ERA's floor, pass@k up to 4 samples."""
+    path.mkdir(parents=True, exist_ok=True)
+    final = {("grpo", 0): 0.30, ("grpo", 1): 0.20, ("grpo", 2): 0.25,
+             ("grpo-era", 0): 1.25, ("grpo-era", 1): 1.20, ("grpo-era", 2): 0.90}
+    rows, trials = [], []
+    for (algo, seed), last in final.items():
+        trial_id = f"{algo}-llm-{seed}"
+        trials.append({"trial_id": trial_id, "algo": algo, "base_algo": algo, "task": "llm:decompose", "seed": seed,
+                       "status": "done", "error": None, "code_version": "abc1234"})
+        for step, entropy in ((0, 2.0), (50, 0.4 + seed / 10), (100, last)):
+            p1 = 40.0 + step / 5 + seed
+            rows.append({"trial_id": trial_id, "algo": algo, "base_algo": algo, "task": "llm:decompose", "seed": seed,
+                         "step": step, "score": p1, "normalized_score": None, "entropy": entropy,
+                         "wall_time_s": 1.0, "entropy_floor": 1.2 if algo == "grpo-era" else None,
+                         "pass@1": p1, "pass@2": p1 + 10 + 5 * (algo == "grpo-era"), "pass@4": p1 + 15 + 10 * seed})
+    pd.DataFrame(rows).to_parquet(path / "results.parquet")
+    pd.DataFrame(trials).to_parquet(path / "trials.parquet")
+    (path / "suite.json").write_text(json.dumps({"name": "floor", "benchmark": "llm"}))
+    return path
+
+
+def test_entropy_table_counts_the_seeds_that_end_at_the_floor(tmp_path):
+    """A floor that the mean respects can still be broken by one seed: the table says how many held it."""
+    report, _ = build_report(load_results(_llm_results_dir(tmp_path)), reps=10)
+    entropy = {e["algo"]: e for e in report["entropy"]}
+    era, grpo = entropy["grpo-era"], entropy["grpo"]
+    assert era["floor"] == 1.2 and era["seeds"] == 3
+    assert era["seeds_at_floor"] == 2  # 1.25 and 1.20 (equal counts), not 0.90
+    assert era["final_min"] == pytest.approx(0.9) and era["last"] == pytest.approx((1.25 + 1.2 + 0.9) / 3, abs=1e-5)
+    assert grpo["floor"] is None and grpo["seeds_at_floor"] is None and grpo["final_min"] == pytest.approx(0.2)
+    text = render_markdown(report)
+    assert "| llm:decompose | `grpo-era` | 2.000 | 1.117 | 0.500 | 0.900 | 1.200 | 2 of 3 |" in text, text
+
+
+def test_pass_at_k_table_and_figure_from_the_final_evaluations(tmp_path):
+    results_dir = _llm_results_dir(tmp_path / "results")
+    out = write_report(results_dir, tmp_path / "out", reps=10)
+    report = json.loads((out.parent / "report.json").read_text())
+    finals = _independent_finals(results_dir)
+    for row in report["pass_at_k"]:
+        assert row["k"] == [1, 2, 4] and row["n"] == 3
+        mine = finals[finals["algo"] == row["algo"]]
+        for k, mean, std in zip(row["k"], row["mean"], row["std"]):
+            assert mean == pytest.approx(mine[f"pass@{k}"].mean()) and std == pytest.approx(mine[f"pass@{k}"].std(ddof=1))
+    assert [r["algo"] for r in report["pass_at_k"]] == ["grpo", "grpo-era"]
+    text = out.read_text()
+    assert "## pass@k" in text and "| llm:decompose | `grpo-era` | 3 | 61.00 ± 1.00 | 76.00 ± 1.00 | 86.00 ± 11.00 |" in text
+    assert (out.parent / "figures" / "pass_at_k.png").stat().st_size > 5000
+    # a suite without pass@k columns gets no such section
+    assert "pass@k" not in render_markdown(build_report(load_results(write_results_dir(tmp_path / "rl")), reps=10)[0])
