@@ -443,12 +443,14 @@ def _build_trainer(spec: TrialSpec, settings: LLMSettings, problem: _Problem, ou
         processing_class=problem.tokenizer,
         callbacks=[callback],
     )
+    from adapters.llm_sampling import epoch_seeded
+
     if spec.algo == "grpo":
-        trainer = GRPOTrainer(**kwargs)
+        trainer = epoch_seeded(GRPOTrainer)(**kwargs)
     else:
         from adapters.llm_trainer import ERAGRPOTrainer
 
-        trainer = ERAGRPOTrainer(
+        trainer = epoch_seeded(ERAGRPOTrainer)(
             era_k=settings.era_k, omega_low=settings.omega_low, omega_high=settings.omega_high,
             scale_advantages=settings.scale_advantages, authors_code=settings.authors_code, **kwargs,
         )

@@ -34,6 +34,7 @@ from adapters.errors import unknown_name
 from adapters.registry import BASELINES
 from harness import stats
 from harness.errors import ResultsDirError
+from harness.report_markdown import figure_slug, render_markdown, sensitivity_figure_name
 
 __all__ = ["ResultsDir", "build_report", "default_out_dir", "load_results", "render_markdown", "write_report"]
 
@@ -152,10 +153,6 @@ def _num(x: Any) -> float | None:
 def _estimate(value: tuple[float, float, float]) -> dict:
     point, low, high = value
     return {"value": _num(point), "ci": [_num(low), _num(high)]}
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "x"
 
 
 def _algo_order(algos: Sequence[str], base_of: Mapping[str, str]) -> list[str]:
@@ -568,7 +565,7 @@ def _raw_section(scope: _Scope) -> dict:
         out["poi_rows"] += _poi_rows(values, scope.pairs, task)
         out["poi"].update({f"{k} ({task})": v for k, v in values.items()})
         scope.figures.append(_Figure(
-            f"aggregates_raw_{_slug(task)}.png", f"Raw-score aggregates on {task} (95% CIs).",
+            f"aggregates_raw_{figure_slug(task)}.png", f"Raw-score aggregates on {task} (95% CIs).",
             lambda p, e=estimates, t=task: plots.plot_aggregates(e, metrics, p, colors=scope.colors,
                                                                  xlabel=f"Raw score ({t})")))
         out["curves"][task] = scope.curve(scope.results[scope.results["task"] == task], "score", [task], algos)
@@ -629,11 +626,6 @@ def _pass_at_k_section(scope: _Scope, final: str) -> list[dict]:
     return rows
 
 
-def _sensitivity_name(entry: Mapping) -> str:
-    suffix = "" if entry["scores"] == "normalized" else f"_{_slug(entry['scores'])}"
-    return f"sensitivity_{_slug(entry['base_algo'])}_{_slug(entry['key'])}{suffix}.png"
-
-
 def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_aggregates: dict) -> list[dict]:
     """IQM against each swept setting's value, with the baseline's IQM (the paper's Figure 3)."""
     from harness import plots
@@ -663,7 +655,7 @@ def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_ag
                     [(r["iqm"]["value"], *r["iqm"]["ci"]) for r in entry["rows"]], p,
                     label=entry["base_algo"], baseline=band or None, ylabel=ylabel)
 
-            scope.figures.append(_Figure(_sensitivity_name(entry),
+            scope.figures.append(_Figure(sensitivity_figure_name(entry),
                                          f"Sensitivity of {base} to {key} ({scores_label} scores, IQM with 95% CIs).",
                                          draw))
     return out
@@ -740,193 +732,6 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
         "figures": {f.name: f.caption for f in scope.figures},
     }
     return report, scope.figures
-
-
-# ----------------------------------------------------------------------------- markdown
-
-
-def _decimals(scale: float) -> int:
-    """3 decimals below 10, 2 below 100, 1 below 1000, none above."""
-    return 0 if scale >= 1000 else 1 if scale >= 100 else 2 if scale >= 10 else 3
-
-
-def _f(x: float | None, decimals: int | None = None) -> str:
-    if x is None:
-        return "—"
-    text = f"{x:.{_decimals(abs(x)) if decimals is None else decimals}f}"
-    return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
-
-
-def _ci(e: Mapping | None) -> str:
-    """``point [low, high]``, all three with the point's decimals."""
-    if not e or e.get("value") is None:
-        return "—"
-    d = _decimals(max(abs(e["value"]), *(abs(c) for c in e["ci"] if c is not None)))
-    return f"{_f(e['value'], d)} [{_f(e['ci'][0], d)}, {_f(e['ci'][1], d)}]"
-
-
-def _pm(summary: Mapping | None) -> str:
-    """``mean ± std`` with the mean's decimals."""
-    if not summary:
-        return "—"
-    d = _decimals(abs(summary["mean"]))
-    return _f(summary["mean"], d) + ("" if summary.get("std") is None else f" ± {_f(summary['std'], d)}")
-
-
-def _code(name: Any) -> str:
-    return f"`{name}`"
-
-
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines + [""]
-
-
-def _figure_line(report: Mapping, name: str) -> list[str]:
-    caption = report["figures"].get(name)
-    return [f"![{caption}](figures/{name})", "", f"*{caption}*", ""] if caption else []
-
-
-def render_markdown(report: Mapping) -> str:
-    """The markdown of a report built by :func:`build_report` (numbers taken from it only)."""
-    s, t, prov = report["suite"], report["trials"], report["provenance"]
-    final = report["settings"]["final"]
-    final_text = "the last evaluation" if final == "last" else f"the mean of the last {final.split(':')[1]} evaluations"
-    lines = [
-        f"# ERA report: {s['name']}", "",
-        f"- Suite: **{s['name']}**" + (f" (benchmark: {s['benchmark']})" if s.get("benchmark") else ""),
-        "- Date: " + (f"{prov['date']} (the latest trial end recorded)" if prov["date"] else "not recorded in the results"),
-        f"- Code version: {', '.join(prov['code_versions']) or 'not recorded'}",
-        f"- Trials: {t['done']} done / {t['failed']} failed" + (f" / {t['pending']} pending" if t["pending"] else "")
-        + f" (of {t['total']})",
-        f"- Final score of a run: {final_text}. Intervals: 95% percentile stratified bootstrap "
-        f"(rliable {prov['rliable']}, {report['settings']['reps']} repetitions, seed {report['settings']['seed']}).",
-        f"- Generated by era-harness {prov['era_harness']} (`era report`); every number is also in `report.json`.",
-        "",
-    ]
-    if report["notes"]:
-        lines += ["## Notes", ""] + [f"- {_cell(n)}" for n in report["notes"]] + [""]
-
-    if report["aggregates"]:
-        lines += ["## Aggregate normalized scores", "",
-                  f"Over {len(report['normalized_tasks'])} task(s): {', '.join(report['normalized_tasks'])}. "
-                  "IQM: 25%-trimmed mean over all runs and tasks; mean and median: of the per-task means; "
-                  "optimality gap: 1 − mean(min(score, 1)) (lower is better).", ""]
-        lines += _table(["Algorithm", "Runs/task", "IQM", "Mean", "Median", "Optimality gap"], [
-            [_code(a), v["runs_per_task"], _ci(v["iqm"]), _ci(v["mean"]), _ci(v["median"]), _ci(v["optimality_gap"])]
-            for a, v in _ordered(report["aggregates"], report["algorithms"])])
-        lines += _figure_line(report, "aggregates.png")
-    if report["raw_aggregates"]:
-        lines += ["## Raw-score aggregates (tasks without reference scores)", "",
-                  "These tasks have no reference scores, so each is summarised alone on its raw score.", ""]
-        for task, table in report["raw_aggregates"].items():
-            lines += [f"### {task}", ""]
-            lines += _table(["Algorithm", "Runs", "IQM", "Mean", "Median"], [
-                [_code(a), v["runs"], _ci(v["iqm"]), _ci(v["mean"]), _ci(v["median"])]
-                for a, v in _ordered(table, report["algorithms"])])
-            lines += _figure_line(report, f"aggregates_raw_{_slug(task)}.png")
-
-    lines += ["## Probability of improvement", ""]
-    if report["probability_of_improvement"]:
-        lines += ["P(X > Y): the probability that a run of X scores higher than a run of Y on the same task "
-                  "(Mann-Whitney U), averaged over tasks; 0.5 means no difference.", ""]
-        lines += _table(["X (ERA)", "Y (baseline)", "Scores", "P(X > Y)"], [
-            [_code(r["x"]), _code(r["y"]), r["scores"], _ci(r)] for r in report["probability_of_improvement"]])
-        lines += _figure_line(report, "probability_of_improvement.png")
-    else:
-        lines += ["No ERA variant has a baseline run to compare with.", ""]
-
-    if report["performance_profile"]:
-        lines += ["## Performance profile", ""] + _figure_line(report, "performance_profile.png")
-    if "sample_efficiency.png" in report["figures"]:
-        lines += ["## Sample efficiency", ""] + _figure_line(report, "sample_efficiency.png")
-
-    lines += ["## Per-task results", "", "Final scores: mean ± standard deviation over seeds.", ""]
-    lines += _table(["Task", "Algorithm", "Seeds", "Raw score", "Normalized score", "Final step"], [
-        [r["task"], _code(r["algo"]), r["n"], _pm(r["raw"]),
-         _pm(r["normalized"]) if r["normalized"] else "— (raw only)", r["final_step"]]
-        for r in report["per_task"]]) if report["per_task"] else ["No finished run.", ""]
-
-    if report["entropy"]:
-        lines += ["## Entropy over training", "",
-                  "Mean over seeds of the entropy of the distribution actions/outputs are sampled from; "
-                  "the floor is the entropy ERA aims to keep the policy above, and the last column counts the "
-                  "seeds whose final entropy is at or above it.", ""]
-        lines += _table(["Task", "Algorithm", "First", "Last", "Lowest", "Lowest final", "ERA floor",
-                         "Seeds at the floor"], [
-            [e["task"], _code(e["algo"]), _f(e["first"]), _f(e["last"]), _f(e["lowest"]), _f(e["final_min"]),
-             _f(e["floor"]) if e["floor"] is not None else "—",
-             f"{e['seeds_at_floor']} of {e['seeds']}" if e["floor"] is not None else "—"]
-            for e in report["entropy"]])
-        lines += _figure_line(report, "entropy.png")
-
-    if report.get("pass_at_k"):
-        lines += ["## pass@k", "",
-                  "Final pass@k in %: the chance that at least one of k sampled answers is correct, mean ± "
-                  "standard deviation over seeds.", ""]
-        ks = sorted({k for r in report["pass_at_k"] for k in r["k"]})
-        lines += _table(["Task", "Algorithm", "Seeds", *(f"pass@{k}" for k in ks)], [
-            [r["task"], _code(r["algo"]), r["n"],
-             *(_pm({"mean": r["mean"][r["k"].index(k)], "std": r["std"][r["k"].index(k)]}) if k in r["k"] else "—"
-               for k in ks)]
-            for r in report["pass_at_k"]])
-        lines += _figure_line(report, "pass_at_k.png")
-
-    if report["paper"]:
-        p = report["paper"]
-        lines += [f"## Paper vs this run ({p['entry']})", "",
-                  (f"Paper benchmark: {p['benchmark']}. " if p.get("benchmark") else "")
-                  + "Paper: Kang et al. 2025 (arXiv 2510.08549), values as reported (± the reported spread). "
-                  "This run: IQM and mean of normalized scores with 95% CIs for aggregate scores; mean ± std "
-                  "of final scores over seeds for percentages.", ""]
-        rows = []
-        for r in p["rows"]:
-            paper_text = _pm({"mean": r["paper"], "std": r["paper_pm"]})
-            ours = r["this_run"]
-            if ours is None:
-                ours_text = "not run" if r["algo"] is None else "—"
-            elif "iqm" in ours:
-                ours_text = f"IQM {_ci(ours['iqm'])}; mean {_ci(ours['mean'])}"
-            else:
-                ours_text = _pm(ours) + f" (n={ours['n']})"
-            rows.append([r["group"] or "—", r["paper_name"], r["metric"], paper_text,
-                         _code(r["algo"]) if r["algo"] else "—", ours_text])
-        lines += _table(["Setting", "Paper row", "Metric", "Paper", "Algorithm", "This run"], rows)
-
-    for sweep in report["sensitivity"]:
-        name = _sensitivity_name(sweep)
-        lines += [f"## Sensitivity: {sweep['base_algo']} — {sweep['key']} ({sweep['scores']} scores)", ""]
-        rows = [[json.dumps(r["value"]), _code(r["algo"]), _ci(r["iqm"])] for r in sweep["rows"]]
-        if sweep["baseline"]:
-            rows.append(["(baseline)", _code(sweep["baseline"]["algo"]), _ci(sweep["baseline"]["iqm"])])
-        lines += _table([sweep["key"], "Algorithm", "IQM"], rows)
-        lines += _figure_line(report, name)
-
-    lines += ["## Failed trials", ""]
-    if report["failed_trials"]:
-        lines += _table(["Trial", "Algorithm", "Task", "Seed", "Error"], [
-            [_code(r["trial_id"]), _code(r["algo"]), r["task"], r["seed"], _error_line(r["error"])]
-            for r in report["failed_trials"]])
-    else:
-        lines += ["None.", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _error_line(error: str | None) -> str:
-    """The first line of an error, cut at 300 characters (report.json keeps it whole)."""
-    if not error or not error.strip():
-        return "no error recorded"
-    line = error.strip().splitlines()[0]
-    return line if len(line) <= 300 else line[:299] + "…"
-
-
-def _ordered(table: Mapping[str, Any], algos: Sequence[str]) -> list[tuple[str, Any]]:
-    return [(a, table[a]) for a in algos if a in table]
 
 
 # ----------------------------------------------------------------------------- writing

@@ -232,10 +232,10 @@ def test_k_one_matches_trl_loss_and_gradients(tmp_path, task):
 
 
 def test_old_log_probs_use_era_so_the_first_ratio_is_one(tmp_path, task):
-    def odd_length(completions, **_):  # an untrained model never adds right: reward something it varies
-        return [float(len(c) % 2) for c in completions]
+    def alternate(completions, **_):  # an untrained model never adds right: every group gets 2 of 4 rewards
+        return [float(i % 2) for i in range(len(completions))]
 
-    trainer = make_trainer(tmp_path, task, reward=odd_length, era_k=2.0, omega_low=50.0, omega_high=60.0,
+    trainer = make_trainer(tmp_path, task, reward=alternate, era_k=2.0, omega_low=50.0, omega_high=60.0,
                            num_iterations=2)
     rows = [{"prompt": p, "answer": a} for p, a in zip(task.prompts[:2], task.answers[:2]) for _ in range(4)]
     torch.manual_seed(0)
