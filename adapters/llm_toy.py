@@ -99,30 +99,30 @@ def _is_tagged_number(completion: str, answer: str) -> bool:
     return bool(match) and match.group(1) == answer
 
 
-def _arith() -> ToyTask:
+def _single_digit_sums(name: str, targets: Callable[[int], tuple[str, ...]], warmup_steps: int,
+                       check: Callable[[str, str], bool]) -> ToyTask:
+    """The 100 prompts ``"a+b="`` for single digits; ``targets(a + b)`` are the correct completions."""
     pairs = [(a, b) for a in range(10) for b in range(10)]
     return ToyTask(
-        name="arith",
+        name=name,
         prompts=tuple(f"{a}+{b}=" for a, b in pairs),
         answers=tuple(str(a + b) for a, b in pairs),
-        targets=tuple((str(a + b),) for a, b in pairs),
-        max_completion_length=4,  # two digits, <eos>, one spare
-        warmup_steps=100,  # greedy accuracy about 0.55 (shared/notes/trl.md §4)
-        check=_starts_with_number,
+        targets=tuple(targets(a + b) for a, b in pairs),
+        max_completion_length=4,  # at most three characters, then <eos>
+        warmup_steps=warmup_steps,
+        check=check,
     )
+
+
+def _arith() -> ToyTask:
+    # 100 warm-up steps leave the greedy accuracy about 0.55 (shared/notes/trl.md §4)
+    return _single_digit_sums("arith", lambda total: (str(total),), 100, _starts_with_number)
 
 
 def _tagged_sum() -> ToyTask:
-    pairs = [(a, b) for a in range(10) for b in range(10)]
-    return ToyTask(
-        name="tagged-sum",
-        prompts=tuple(f"{a}+{b}=" for a, b in pairs),
-        answers=tuple(str(a + b) for a, b in pairs),
-        targets=tuple(tuple(f"{tag}{a + b}" for tag in TAGS) for a, b in pairs),
-        max_completion_length=4,  # tag, two digits, <eos>
-        warmup_steps=150,  # sampled accuracy about 0.5, every tag about equally likely
-        check=_is_tagged_number,
-    )
+    # 150 warm-up steps: sampled accuracy about 0.5, every tag about equally likely
+    return _single_digit_sums("tagged-sum", lambda total: tuple(f"{tag}{total}" for tag in TAGS), 150,
+                              _is_tagged_number)
 
 
 def _decompose() -> ToyTask:

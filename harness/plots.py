@@ -162,18 +162,24 @@ class EntropyPanel:
     floors: Mapping[str, float] = field(default_factory=dict)
 
 
+def _panel_grid(count: int):
+    """A figure with ``count`` panels, at most three per row; returns it and the visible axes."""
+    plt = _pyplot()
+    columns = min(count, 3)
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:count])
+
+
 def plot_entropy(
     panels: Sequence[EntropyPanel], path: Path, *, colors: Mapping[str, tuple] | None = None, xlabel: str = "Steps"
 ) -> Path:
     """Mean entropy across seeds (band: min to max) per algorithm, the ERA floor dashed."""
-    plt = _pyplot()
-    columns = min(len(panels), 3)
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = _panel_grid(len(panels))
     colors = dict(colors or {})
-    for ax, panel in zip(axes.flat, panels):
+    for ax, panel in zip(axes, panels):
         for algo, (steps, mean, low, high) in panel.curves.items():
             color = colors.get(algo)
             ax.plot(steps, mean, marker="o", markersize=3, color=color, label=algo)
@@ -198,14 +204,9 @@ def plot_pass_at_k(
 ) -> Path:
     """Final pass@k (%) against k (log scale), one panel per task: ``{task: {algo: (k, mean, std)}}``,
     error bars one standard deviation over seeds."""
-    plt = _pyplot()
-    columns = min(len(panels), 3)
-    rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4 * rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_visible(False)
+    fig, axes = _panel_grid(len(panels))
     colors = dict(colors or {})
-    for ax, (task, curves) in zip(axes.flat, panels.items()):
+    for ax, (task, curves) in zip(axes, panels.items()):
         for algo, (k, mean, std) in curves.items():
             ax.errorbar(k, mean, yerr=std, marker="o", markersize=3, capsize=3, color=colors.get(algo), label=algo)
         ax.set_xscale("log", base=2)
