@@ -35,7 +35,8 @@ def code_version() -> str:
         if commit.returncode != 0:
             return __version__
         status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            # generated reports are outputs, not code: rewriting one does not make the code dirty
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"],
             capture_output=True, text=True, timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
