@@ -51,6 +51,7 @@ from adapters.errors import (
     check_known_settings,
     unknown_name,
 )
+from adapters.seeding import derived_seed
 from adapters.trial import EvalRecord, TrialSpec
 
 __all__ = ["ALGORITHMS", "TASKS", "LLMSettings", "resolve_settings", "parse_task", "validate", "run"]
@@ -462,7 +463,7 @@ def _build_trainer(spec: TrialSpec, settings: LLMSettings, problem: _Problem, ou
 
 # ------------------------------------------------------------------------------------ evaluation
 def _eval_seed(seed: int, step: int) -> int:
-    return int(np.random.SeedSequence([abs(int(seed)), int(seed < 0), int(step), 7]).generate_state(1)[0])
+    return derived_seed(seed, step, 7)
 
 
 def _evaluate(spec: TrialSpec, settings: LLMSettings, problem: _Problem, model, step: int) -> dict[str, float]:

@@ -15,14 +15,11 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 from torch.utils.data import Sampler
 
+from adapters.seeding import derived_seed
+
 __all__ = ["EpochSeededSampler", "epoch_seeded"]
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([abs(int(seed)), int(seed < 0), int(epoch), 11]).generate_state(1)[0])
 
 
 class EpochSeededSampler(Sampler):
@@ -35,7 +32,7 @@ class EpochSeededSampler(Sampler):
 
     def set_epoch(self, epoch: int) -> None:
         if self.inner.shuffle:
-            self.inner.generator.manual_seed(_epoch_seed(self.seed, epoch))
+            self.inner.generator.manual_seed(derived_seed(self.seed, epoch, 11))
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.inner)

@@ -20,6 +20,7 @@ from torch import nn
 
 from adapters.device import select_device
 from adapters.errors import ConfigError, TrainingDivergedError
+from adapters.seeding import derived_seed
 from adapters.trial import TrialSpec
 from adapters.vision_settings import VisionSettings
 
@@ -55,7 +56,7 @@ def build_loss(settings: VisionSettings) -> nn.Module:
 
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of ``epoch`` (0: model initialisation) of a trial with ``seed``."""
-    return int(np.random.SeedSequence([abs(int(seed)), int(seed < 0), int(epoch)]).generate_state(1)[0])
+    return derived_seed(seed, epoch)
 
 
 def _seed_all(value: int) -> None:

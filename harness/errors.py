@@ -7,9 +7,18 @@ started or written.
 
 from __future__ import annotations
 
+import sys
+
 from adapters.errors import ConfigError, EraError
 
-__all__ = ["SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError"]
+__all__ = ["SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError", "command_error"]
+
+
+def command_error(command: str, message: object, code: int = 2) -> int:
+    """Print ``era COMMAND: error: MESSAGE`` on stderr (one line per problem) and return ``code``,
+    the command's exit status (2: bad input, nothing done; 1: it ran and failed)."""
+    print(f"era {command}: error: {message}", file=sys.stderr)
+    return code
 
 
 class SuiteError(ConfigError):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+
+from harness.errors import command_error
 
 __all__ = ["add_parser", "format_matrix"]
 
@@ -78,8 +79,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         suite, trials = load_and_expand(args.suite)
     except ConfigError as error:
-        print(f"era list: error: {error}", file=sys.stderr)
-        return 2
+        return command_error("list", error)
     states = None
     if args.out is not None:
         from harness.store import read_states

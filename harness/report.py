@@ -35,6 +35,7 @@ from adapters.registry import BASELINES
 from harness import stats
 from harness.errors import ResultsDirError
 from harness.report_markdown import figure_slug, render_markdown, sensitivity_figure_name
+from harness.report_passk import pass_at_k_columns, pass_at_k_curves, pass_at_k_rows
 
 __all__ = ["ResultsDir", "build_report", "default_out_dir", "load_results", "render_markdown", "write_report"]
 
@@ -490,7 +491,8 @@ def _scope(data: ResultsDir, *, reps: int, seed: int, final: str, bootstrap: str
     base_of = {a: (b if isinstance(b, str) else _base_algo(a)) for a, b in base_of.items()}
 
     finals = stats.final_scores(results, ("score", "normalized_score"), final)
-    extra = [c for c in ("top5",) if c in results]  # what paper tables compare besides the score
+    # what paper tables and the pass@k section report besides the score
+    extra = [c for c in ("top5",) if c in results] + pass_at_k_columns(results)
     if extra:
         finals = finals.merge(stats.final_scores(results, extra, final)[["trial_id", *extra]], on="trial_id")
     algos = _algo_order(finals["algo"], base_of)
@@ -609,21 +611,17 @@ def _entropy_section(scope: _Scope) -> list[dict]:
     return entropy
 
 
-def _pass_at_k_section(scope: _Scope, final: str) -> list[dict]:
+def _pass_at_k_section(scope: _Scope) -> list[dict]:
     from harness import plots
-    from harness.report_passk import pass_at_k_columns, pass_at_k_curves, pass_at_k_rows
 
-    columns = pass_at_k_columns(scope.results)
-    if not columns:
+    rows = pass_at_k_rows(scope.finals, pass_at_k_columns(scope.finals), scope.algos)
+    if not rows:
         return []
-    finals = stats.final_scores(scope.results, columns, final)
-    rows = pass_at_k_rows(finals, columns, scope.algos)
     panels = {task: pass_at_k_curves(rows, task) for task in sorted({r["task"] for r in rows})}
-    if panels:
-        scope.figures.append(_Figure(
-            "pass_at_k.png", "Final pass@k against k: mean over seeds, error bars one standard deviation.",
-            lambda p: plots.plot_pass_at_k(panels, p, colors=scope.colors)))
-    return rows
+    scope.figures.append(_Figure(
+        "pass_at_k.png", "Final pass@k against k: mean over seeds, error bars one standard deviation.",
+        lambda p: plots.plot_pass_at_k(panels, p, colors=scope.colors)))
+    return [{**r, "mean": [_num(v) for v in r["mean"]], "std": [_num(v) for v in r["std"]]} for r in rows]
 
 
 def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_aggregates: dict) -> list[dict]:
@@ -696,7 +694,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     raw = _raw_section(scope)
     _curve_figures(scope, normalized, raw)
     entropy = _entropy_section(scope)
-    pass_at_k = _pass_at_k_section(scope, final)
+    pass_at_k = _pass_at_k_section(scope)
     sensitivity = _sensitivity_section(scope, data.suite, normalized["aggregates"], raw["aggregates"])
     paper_entry, paper = _paper_section(scope, data.suite, normalized["aggregates"])
     counts = data.trials["status"].value_counts()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from adapters.errors import ConfigError
 from harness.bootstrap import BOOTSTRAPS, DEFAULT_REPS
+from harness.errors import command_error
 
 __all__ = ["add_parser", "run_command"]
 
@@ -48,7 +48,6 @@ def run_command(args: argparse.Namespace) -> int:
             path = write_report(results_dir, args.out, reps=args.reps, seed=args.seed, final=args.final,
                                 bootstrap=args.bootstrap)
     except ConfigError as error:
-        print(f"era report: error: {error}", file=sys.stderr)
-        return 2
+        return command_error("report", error)
     print(f"wrote {path}")
     return 0

@@ -39,8 +39,8 @@ def pass_at_k_rows(finals: pd.DataFrame, columns: Sequence[str], algos: Sequence
         rows.append({
             "task": task, "algo": algo, "n": n,
             "k": [int(_PASS_AT.match(c).group(1)) for c in recorded],
-            "mean": [float(f"{v:.6g}") for v in values.mean(axis=0)],
-            "std": [float(f"{v:.6g}") for v in values.std(axis=0, ddof=1)] if n > 1 else [None] * len(recorded),
+            "mean": [float(v) for v in values.mean(axis=0)],
+            "std": [float(v) for v in values.std(axis=0, ddof=1)] if n > 1 else [None] * len(recorded),
         })
     return rows
 

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness.errors import command_error
+
 __all__ = ["add_parser", "run_command"]
 
 
@@ -52,11 +54,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_command)
 
 
-def _fail(message: str, code: int) -> int:
-    print(f"era run: error: {message}", file=sys.stderr)
-    return code
-
-
 def _write_report(out: Path, report_dir: Path) -> int:
     try:
         from harness.report import write_report
@@ -66,8 +63,8 @@ def _write_report(out: Path, report_dir: Path) -> int:
     try:
         path = write_report(out, report_dir)
     except Exception as error:  # noqa: BLE001 - results stay valid; say how to retry
-        return _fail(f"the report failed ({type(error).__name__}: {error}); the results are complete, "
-                     f"retry with: era report {out}", 1)
+        return command_error("run", f"the report failed ({type(error).__name__}: {error}); the results are "
+                                    f"complete, retry with: era report {out}", 1)
     print(f"report: {path}")
     return 0
 
@@ -77,15 +74,15 @@ def run_command(args: argparse.Namespace) -> int:
     from harness.suite import load_and_expand
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
-        return _fail(f"--max-concurrent must be at least 1, got {args.max_concurrent}", 2)
+        return command_error("run", f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     if args.num_cpus is not None and args.num_cpus < 1:
-        return _fail(f"--num-cpus must be at least 1, got {args.num_cpus}", 2)
+        return command_error("run", f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.num_cpus is not None and args.address:
-        return _fail("--num-cpus sizes the Ray started here; a cluster (--address) has its own", 2)
+        return command_error("run", "--num-cpus sizes the Ray started here; a cluster (--address) has its own")
     try:
         suite, trials = load_and_expand(args.suite)
     except (ConfigError, MissingDependencyError) as error:
-        return _fail(str(error), 2)
+        return command_error("run", error)
 
     from harness.progress import format_elapsed
     from harness.runner import RunOptions, run_suite
@@ -99,7 +96,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         summary = run_suite(suite, trials, options)
     except (ConfigError, MissingDependencyError) as error:
-        return _fail(str(error), 2)
+        return command_error("run", error)
 
     print(f"{suite.name}: {len(summary.done)}/{summary.total} trials done, {len(summary.failed)} failed, "
           f"{len(summary.unfinished)} unfinished; {summary.rows} evaluations in "

@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness.errors import command_error
+
 __all__ = ["add_parser", "submit_command", "status_command", "logs_command", "stop_command"]
 
 _ADDRESS_HELP = ("the head's dashboard, e.g. http://HEAD:8265 (default: $RAY_JOBS_ADDRESS, else "
@@ -74,11 +76,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     stop.set_defaults(handler=stop_command)
 
 
-def _fail(command: str, message: str, code: int = 2) -> int:
-    print(f"era {command}: error: {message}", file=sys.stderr)
-    return code
-
-
 def _write(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -99,7 +96,7 @@ def submit_command(args: argparse.Namespace) -> int:
     from harness.suite import load_and_expand
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
-        return _fail("submit", f"--max-concurrent must be at least 1, got {args.max_concurrent}")
+        return command_error("submit", f"--max-concurrent must be at least 1, got {args.max_concurrent}")
     try:  # a bad suite never reaches the cluster
         suite, trials = load_and_expand(args.suite)
         storage = args.storage or os.environ.get("ERA_STORAGE") or None
@@ -112,7 +109,7 @@ def submit_command(args: argparse.Namespace) -> int:
                                         plan.submission_id)
             job_id = jobs.submit(client, address, plan, working_dir)
     except (ConfigError, MissingDependencyError) as error:
-        return _fail("submit", str(error))
+        return command_error("submit", str(error))
 
     gpus = sum(t.resources.gpus for t in trials)
     print(f"submitted {suite.name} ({len(trials)} trials{f', {gpus:g} GPUs in all' if gpus else ''}) "
@@ -143,7 +140,7 @@ def _follow_to_end(client, address: str, job_id: str, args: argparse.Namespace) 
               file=sys.stderr)
         return 130
     except ConfigError as error:
-        return _fail("submit", str(error), 1)
+        return command_error("submit", str(error), 1)
     return _outcome(job_id, info)
 
 
@@ -173,7 +170,7 @@ def status_command(args: argparse.Namespace) -> int:
             return 0
         info = jobs.job_info(client, address, args.job_id)
     except ConfigError as error:
-        return _fail("status", str(error))
+        return command_error("status", str(error))
     meta = info.metadata or {}
     print(f"job {args.job_id}: {info.status}")
     if info.message:
@@ -201,7 +198,7 @@ def logs_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     except ConfigError as error:
-        return _fail("logs", str(error))
+        return command_error("logs", str(error))
     return 0
 
 
@@ -218,6 +215,6 @@ def stop_command(args: argparse.Namespace) -> int:
             return 0
         info = jobs.wait(client, address, args.job_id, timeout_s=120)
     except ConfigError as error:
-        return _fail("stop", str(error))
+        return command_error("stop", str(error))
     print(f"job {args.job_id}: {info.status}")
     return 0 if str(info.status) in jobs.TERMINAL else 1

@@ -8,7 +8,8 @@ users pull the same way (``era sync s3://BUCKET/era/smoke results/smoke``). Tune
 from __future__ import annotations
 
 import argparse
-import sys
+
+from harness.errors import command_error
 
 __all__ = ["add_parser", "sync_command"]
 
@@ -38,10 +39,8 @@ def sync_command(args: argparse.Namespace) -> int:
         source, destination = storage.normalize(args.source), storage.normalize(args.destination)
         copied = storage.copy_tree(source, destination, skip=() if args.with_checkpoints else ("tune",))
     except ConfigError as error:
-        print(f"era sync: error: {error}", file=sys.stderr)
-        return 2
+        return command_error("sync", error)
     except OSError as error:  # storage refused (credentials, permissions, network)
-        print(f"era sync: error: copying {args.source} to {args.destination} failed: {error}", file=sys.stderr)
-        return 1
+        return command_error("sync", f"copying {args.source} to {args.destination} failed: {error}", 1)
     print(f"copied {copied} files from {source} to {destination}")
     return 0

@@ -13,6 +13,7 @@ from adapters.checkpoint import TrialCheckpoint
 from adapters.errors import ConfigError, EraError, MissingDependencyError
 from adapters.registry import ALGORITHMS, budget_unit
 from adapters.trial import EvalRecord, TrialSpec, run_trial, validate_trial
+from harness.errors import command_error
 from harness.store import write_parquet_atomic
 
 __all__ = ["add_parser", "parse_settings", "records_frame"]
@@ -87,8 +88,7 @@ def run_command(args: argparse.Namespace) -> int:
         spec = _spec_from_args(args)
         validate_trial(spec)
     except (ConfigError, MissingDependencyError) as error:  # bad input or a missing optional package
-        print(f"era trial: error: {error}", file=sys.stderr)
-        return 2
+        return command_error("trial", error)
     out = args.out or Path("runs") / f"{spec.algo}-{spec.task.replace(':', '_').replace('/', '_')}-{spec.seed}"
     checkpoint = TrialCheckpoint(out / "checkpoint")
     records = checkpoint.records()
@@ -109,8 +109,7 @@ def run_command(args: argparse.Namespace) -> int:
                 flush=True,
             )
     except ConfigError as error:
-        print(f"era trial: error: {error}", file=sys.stderr)
-        return 2
+        return command_error("trial", error)
     except EraError as error:
         print(f"era trial: trial failed: {error}", file=sys.stderr)
         return 1
