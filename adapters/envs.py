@@ -7,27 +7,32 @@ Ids carry a prefix naming their source:
   ``dmc:cartpole-swingup``) through :class:`DmcEnv`, a small wrapper with flattened float32
   observations;
 - ``hb:<id>``: a HumanoidBench task (``hb:h1-walk-v0``); the package is optional and imported only
-  when such a task is used.
+  when such a task is used, through :mod:`adapters.humanoidbench`.
 
 Every environment's action space is rescaled to [-1, 1] (SB3's advice for continuous actions;
-ERA's σ bounds and SAC-ERA's truncated normal assume it, spec section 1), for every algorithm, so
-baselines and ERA variants see the same task.
+ERA's σ bounds and SAC-ERA's truncated normal assume it, ``docs/era.md``), for every algorithm, so
+baselines and ERA variants see the same task. :func:`make_env` also applies the trial's
+:class:`~adapters.env_protocol.EnvProtocol` (termination ignored, action repeat).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from adapters.errors import ConfigError, MissingDependencyError, UnknownNameError, unknown_name
+from adapters.env_protocol import EnvProtocol
+from adapters.errors import ConfigError, UnknownNameError, unknown_name
 
-__all__ = ["TASK_PREFIXES", "HUMANOIDBENCH_INSTALL", "parse_task", "validate_task", "make_env", "DmcEnv"]
+__all__ = [
+    "TASK_PREFIXES", "parse_task", "validate_task", "make_env", "DmcEnv", "IgnoreTermination",
+    "ActionRepeat", "sim_steps", "rng_state", "set_rng_state",
+]
 
 #: prefix -> what it names
 TASK_PREFIXES: dict[str, str] = {
@@ -35,11 +40,6 @@ TASK_PREFIXES: dict[str, str] = {
     "dmc": "a DeepMind Control task, e.g. dmc:cartpole-swingup",
     "hb": "a HumanoidBench task, e.g. hb:h1-walk-v0",
 }
-
-HUMANOIDBENCH_INSTALL = (
-    'pip install "humanoid-bench @ git+https://github.com/carlosferrazza/humanoid-bench.git" '
-    "(HumanoidBench is not on PyPI; it needs internet access to install)"
-)
 
 
 def parse_task(task: str) -> tuple[str, str]:
@@ -61,15 +61,19 @@ def validate_task(task: str) -> None:
     elif prefix == "dmc":
         _dmc_domain_task(name)
     else:
-        _import_humanoidbench(name)
-        _check_gym_id(name, registry_filter="humanoid_bench", kind="HumanoidBench task")
+        from adapters.humanoidbench import SUPPORTED_IDS, import_humanoidbench, registered_ids
+
+        import_humanoidbench()
+        if name not in registered_ids():
+            raise unknown_name("HumanoidBench task", name, SUPPORTED_IDS, hint="prefix the id with hb:")
 
 
-def make_env(task: str, seed: int | None = None) -> Any:
+def make_env(task: str, seed: int | None = None, protocol: EnvProtocol | None = None) -> Any:
     """A ``gymnasium.Env`` for ``task`` with a Box action space rescaled to [-1, 1].
 
     ``seed`` seeds the first reset where the source allows it at construction (DeepMind Control);
-    pass seeds to ``reset`` for everything else.
+    pass seeds to ``reset`` for everything else. ``protocol`` (default: termination kept, no
+    repeat) adds :class:`IgnoreTermination` and :class:`ActionRepeat` around the task.
     """
     from gymnasium.wrappers import RescaleAction
 
@@ -77,6 +81,10 @@ def make_env(task: str, seed: int | None = None) -> Any:
     prefix, name = parse_task(task)
     if prefix == "dmc":
         env = DmcEnv(*_dmc_domain_task(name), seed=seed)
+    elif prefix == "hb":
+        from adapters.humanoidbench import make
+
+        env = make(name)
     else:
         env = gym.make(name)
     if not isinstance(env.action_space, gym.spaces.Box):
@@ -89,6 +97,11 @@ def make_env(task: str, seed: int | None = None) -> Any:
     if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
         env.close()
         raise ConfigError(f"task {task!r} has unbounded actions; ERA needs a bounded Box action space")
+    protocol = protocol or EnvProtocol()
+    if protocol.ignore_termination:
+        env = IgnoreTermination(env)
+    if protocol.action_repeat > 1:
+        env = ActionRepeat(env, protocol.action_repeat)
     if not (np.all(space.low == -1.0) and np.all(space.high == 1.0)):
         one = np.ones(space.shape, dtype=space.dtype)
         env = RescaleAction(env, -one, one)
@@ -96,28 +109,107 @@ def make_env(task: str, seed: int | None = None) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Gymnasium and HumanoidBench ids
+# Protocol wrappers
 # --------------------------------------------------------------------------------------------
 
 
-def _check_gym_id(name: str, registry_filter: str | None = None, kind: str = "Gymnasium id") -> None:
+class IgnoreTermination(gym.Wrapper):
+    """Reports ``terminated=False`` on every step, so episodes end only at the time limit.
+
+    The ERA authors' HumanoidBench protocol: a fallen humanoid keeps collecting (low) rewards
+    instead of ending the episode. ``info["terminated_ignored"]`` says when it would have ended.
+    """
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated:
+            info = {**info, "terminated_ignored": True}
+        return obs, reward, False, truncated, info
+
+
+class ActionRepeat(gym.Wrapper):
+    """Applies each action ``repeat`` times, summing the rewards; stops early at an episode's end.
+
+    ``sim_steps`` counts the inner environment's steps over the wrapper's life (kept in
+    checkpoints), so results can report simulator steps beside agent steps.
+    """
+
+    def __init__(self, env: Any, repeat: int) -> None:
+        super().__init__(env)
+        if repeat < 1:
+            raise ConfigError(f"action_repeat must be >= 1, got {repeat}")
+        self.repeat = int(repeat)
+        self.sim_steps = 0
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            self.sim_steps += 1
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def _wrappers(env: Any) -> Iterator[Any]:
+    while True:
+        yield env
+        inner = getattr(env, "env", None)
+        if inner is None or inner is env:
+            return
+        env = inner
+
+
+def sim_steps(env: Any, agent_steps: int) -> int:
+    """Simulator steps behind ``agent_steps`` of ``env`` (its :class:`ActionRepeat` count, if any)."""
+    for layer in _wrappers(env):
+        if isinstance(layer, ActionRepeat):
+            return layer.sim_steps
+    return agent_steps
+
+
+def rng_state(env: Any) -> dict[str, Any]:
+    """The random state an environment carries between resets (to checkpoint with a trial).
+
+    Covers the base environment's ``np_random``, HumanoidBench's reset stream and the
+    :class:`ActionRepeat` counter.
+    """
+    base = env.unwrapped
+    state: dict[str, Any] = {"np_random": base.np_random.bit_generator.state}
+    if isinstance(base, DmcEnv):
+        state["dmc_random"] = base.random_state()
+    for layer in _wrappers(env):
+        if hasattr(layer, "_legacy_state"):
+            state["legacy"] = layer._legacy_state
+        if isinstance(layer, ActionRepeat):
+            state["sim_steps"] = layer.sim_steps
+    return state
+
+
+def set_rng_state(env: Any, state: dict[str, Any]) -> None:
+    """Restore :func:`rng_state` into an environment built the same way."""
+    base = env.unwrapped
+    base.np_random.bit_generator.state = state["np_random"]
+    if "dmc_random" in state and isinstance(base, DmcEnv):
+        base.set_random_state(state["dmc_random"])
+    for layer in _wrappers(env):
+        if "legacy" in state and hasattr(layer, "_legacy_state"):
+            layer._legacy_state = state["legacy"]
+        if "sim_steps" in state and isinstance(layer, ActionRepeat):
+            layer.sim_steps = int(state["sim_steps"])
+
+
+# --------------------------------------------------------------------------------------------
+# Gymnasium ids
+# --------------------------------------------------------------------------------------------
+
+
+def _check_gym_id(name: str) -> None:
     registry = gym.envs.registry
     if name in registry:
         return
-    known = sorted(
-        env_id for env_id, env_spec in registry.items()
-        if registry_filter is None or str(env_spec.entry_point).startswith(registry_filter)
-    )
-    prefix = "hb:" if registry_filter else "gym:"
-    raise unknown_name(kind, name, known, hint=f"prefix the id with {prefix}")
-
-
-def _import_humanoidbench(name: str) -> None:
-    if importlib.util.find_spec("humanoid_bench") is None:
-        raise MissingDependencyError(
-            f"task hb:{name} needs HumanoidBench, which is not installed: {HUMANOIDBENCH_INSTALL}"
-        )
-    import humanoid_bench  # noqa: F401  (registers its Gymnasium ids on import)
+    raise unknown_name("Gymnasium id", name, sorted(registry), hint="prefix the id with gym:")
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,6 +287,13 @@ class DmcEnv(gym.Env):
         done = timestep.last()
         terminated = bool(done and timestep.discount == 0.0)
         return self._flatten(timestep.observation), float(timestep.reward or 0.0), terminated, bool(done and not terminated), {}
+
+    def random_state(self) -> Any:
+        """The task's generator state, which draws each episode's initial state."""
+        return self._env.task.random.get_state()
+
+    def set_random_state(self, state: Any) -> None:
+        self._env.task.random.set_state(state)
 
     def render(self) -> np.ndarray:
         return self._env.physics.render(height=240, width=320, camera_id=0)

@@ -168,32 +168,49 @@ class DeltaTuner:
 
     δ lives in its own optimiser, never in the policy's, and is clamped to ``[0, delta_max]``
     after every step, then copied into the module's buffer.
+
+    Adam's steps are scale-free: whatever the gradient's size, δ moves about ``lr`` per step. The
+    compensation δ must make up for what bounding the policy costs *per action dimension* (up to
+    0.853 nats for the truncated normal), so with ``per_dim=True`` (default) Adam tunes δ / D and δ
+    moves about ``lr · D`` per step; with ``per_dim=False`` it tunes δ itself and a 61-dimensional
+    policy takes 61 times longer to reach its floor (``docs/era.md``, "δ tuning").
     """
 
-    def __init__(self, era: GaussianERA, lr: float = 3e-3) -> None:
+    def __init__(self, era: GaussianERA, lr: float = 3e-3, per_dim: bool = True) -> None:
         self.era = era
-        self.delta = torch.tensor(float(era.delta), requires_grad=True)
-        self.optimizer = torch.optim.Adam([self.delta], lr=lr)
+        self.scale = float(era.action_dim) if per_dim else 1.0
+        self.param = torch.tensor(float(era.delta) / self.scale, requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.param], lr=lr)
+
+    @property
+    def delta(self) -> Tensor:
+        """δ as Adam sees it, times the scale: the value the next step starts from."""
+        return self.param.detach() * self.scale
 
     def step(self, entropy: Tensor) -> float:
         """One Adam step on the δ loss for a batch of per-state entropies; returns the new δ."""
-        loss = self.era.delta_loss(entropy.detach().cpu(), self.delta)
+        loss = self.era.delta_loss(entropy.detach().cpu(), self.param * self.scale)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         with torch.no_grad():
-            self.delta.clamp_(0.0, self.era.delta_max)
-        self.era.set_delta(self.delta.item())
+            self.param.clamp_(0.0, self.era.delta_max / self.scale)
+        self.era.set_delta(self.param.item() * self.scale)
         return float(self.era.delta)
 
     def state_dict(self) -> dict:
-        return {"delta": self.delta.detach().clone(), "optimizer": self.optimizer.state_dict()}
+        return {"delta": self.delta.clone(), "scale": self.scale, "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        if float(state.get("scale", 1.0)) != self.scale:
+            raise ValueError(
+                f"this δ tuner tunes δ / {self.scale:g}, the saved one δ / {float(state.get('scale', 1.0)):g}: "
+                f"resume with the same delta_lr_scale"
+            )
         with torch.no_grad():
-            self.delta.copy_(state["delta"])
+            self.param.copy_(state["delta"] / self.scale)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.era.set_delta(self.delta.item())
+        self.era.set_delta(self.param.item() * self.scale)
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,13 +9,20 @@ Implements the family contract of :mod:`adapters.registry` (``validate`` and ``r
   :class:`~adapters.sb3_callbacks.DeltaTuningCallback`.
 - ``ppo-era`` is SB3's PPO with :class:`~adapters.sb3_policies.EraActorCriticPolicy`, no entropy bonus.
 
+``critic_layer_norm`` (``sac``, ``sac-era``) gives both critics a LayerNorm after every hidden
+layer, the ERA authors' critic (:class:`~adapters.sb3_policies.CriticNormSACPolicy`).
+``ignore_termination``, ``action_repeat`` and ``eval_seed_offset`` set the environment protocol
+(:mod:`adapters.env_protocol`; HumanoidBench tasks default to the ERA authors').
+
 ``torch_threads`` sets torch's CPU threads for the trial. By default a CPU trial uses 1 thread unless
 ``OMP_NUM_THREADS`` is set (Ray sets it per trial): these small MLPs gain little from intra-op
 threads, and several trials sharing cores with multi-threaded torch ran 15x slower here.
 
 ERA settings (spec, "Decisions"): ``entropy_per_dim`` (0.25), ``log_std_min`` (−8),
 ``log_std_max`` (0); for ``sac-era`` also ``delta`` (``auto`` | ``constant`` | ``none``),
-``delta_per_dim`` (0.853, for ``constant``), ``delta_lr`` (3e-3, for ``auto``) and
+``delta_per_dim`` (0.853, for ``constant``), ``delta_lr`` (3e-3, for ``auto``),
+``delta_lr_scale`` (``per_dim``: δ moves about ``delta_lr · D`` per update; ``total``: about
+``delta_lr``) and
 ``distribution`` (``truncated`` | ``tanh``). ``policy_kwargs`` (``net_arch``, ``activation_fn``
 by name, ...) go to the SB3 policy.
 
@@ -38,10 +45,13 @@ from typing import Any
 import numpy as np
 
 from adapters.checkpoint import TrialCheckpoint
+from adapters.env_protocol import PROTOCOL_SETTINGS, EnvProtocol, default_eval_every, env_protocol
 from adapters.errors import ConfigError, TrainingDivergedError, unknown_name
 from adapters.trial import EvalRecord, TrialSpec
 
-__all__ = ["ALGORITHMS", "ERA_SETTINGS", "validate", "run", "build_model", "evaluate", "policy_entropies"]
+__all__ = [
+    "ALGORITHMS", "ERA_SETTINGS", "validate", "run", "build_model", "evaluate", "policy_entropies", "describe",
+]
 
 #: algorithm name -> (SB3 class name, ERA?)
 ALGORITHMS: dict[str, tuple[str, bool]] = {
@@ -60,6 +70,7 @@ ERA_SETTINGS: dict[str, dict[str, Any]] = {
         "delta": "auto",
         "delta_per_dim": 0.853,
         "delta_lr": 3e-3,
+        "delta_lr_scale": "per_dim",
         "distribution": "truncated",
     },
     "ppo-era": {"entropy_per_dim": 0.25, "log_std_min": -8.0, "log_std_max": 0.0},
@@ -91,7 +102,10 @@ class _Settings:
     policy: dict[str, Any] = field(default_factory=dict)
     era: dict[str, Any] = field(default_factory=dict)
     delta_lr: float = 3e-3
+    delta_per_dim_lr: bool = True
     torch_threads: int | None = None
+    critic_layer_norm: bool = False
+    protocol: EnvProtocol = field(default_factory=EnvProtocol)
 
 
 def _sb3_class(algo: str) -> type:
@@ -113,14 +127,22 @@ def _split_settings(spec: TrialSpec) -> _Settings:
         raise unknown_name("algorithm", spec.algo, ALGORITHMS, hint="the SB3 family runs these")
     era_defaults = ERA_SETTINGS.get(spec.algo, {})
     sb3_keys = _allowed_sb3_keys(spec.algo)
-    allowed = sorted(sb3_keys | set(era_defaults) | {"torch_threads"})
+    own = {"torch_threads", *PROTOCOL_SETTINGS} | ({"critic_layer_norm"} if _is_sac(spec.algo) else set())
+    allowed = sorted(sb3_keys | set(era_defaults) | own)
     settings = _Settings()
     era = dict(era_defaults)
+    protocol: dict[str, Any] = {}
     for key, value in dict(spec.settings).items():
         if key == "torch_threads":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"setting torch_threads must be a positive integer, got {value!r}")
             settings.torch_threads = value
+        elif key in PROTOCOL_SETTINGS:
+            protocol[key] = value
+        elif key == "critic_layer_norm" and key in own:
+            if not isinstance(value, bool):
+                raise ConfigError(f"setting critic_layer_norm must be true or false, got {value!r}")
+            settings.critic_layer_norm = value
         elif key in era_defaults:
             era[key] = value
         elif key in sb3_keys and key != "policy_kwargs":
@@ -137,9 +159,21 @@ def _split_settings(spec: TrialSpec) -> _Settings:
         settings.delta_lr = era.pop("delta_lr", settings.delta_lr)
         if isinstance(settings.delta_lr, bool) or not isinstance(settings.delta_lr, (int, float)) or settings.delta_lr <= 0:
             raise ConfigError(f"setting delta_lr must be a positive number, got {settings.delta_lr!r}")
+        scale = era.pop("delta_lr_scale", "per_dim")
+        if scale not in ("per_dim", "total"):
+            raise ConfigError(
+                f"setting delta_lr_scale must be 'per_dim' (δ moves about delta_lr x action dims per update) "
+                f"or 'total' (about delta_lr), got {scale!r}"
+            )
+        settings.delta_per_dim_lr = scale == "per_dim"
         check_era_kwargs(**era)
         settings.era = era
+    settings.protocol = env_protocol(spec.task, protocol)
     return settings
+
+
+def _is_sac(algo: str) -> bool:
+    return ALGORITHMS[algo][0] == "SAC"
 
 
 def _policy_kwargs(algo: str, value: Any, era_keys: set[str]) -> dict[str, Any]:
@@ -161,7 +195,7 @@ def _policy_kwargs(algo: str, value: Any, era_keys: set[str]) -> dict[str, Any]:
 
 
 def _eval_every(spec: TrialSpec) -> int:
-    return spec.eval_every if spec.eval_every is not None else max(1, min(10_000, spec.budget // 10))
+    return spec.eval_every if spec.eval_every is not None else default_eval_every(spec.task, spec.budget)
 
 
 def validate(spec: TrialSpec) -> None:
@@ -192,7 +226,13 @@ def build_model(spec: TrialSpec, env: Any, device: Any = "cpu") -> Any:
     kwargs = dict(settings.sb3)
     policy: Any = "MlpPolicy"
     policy_kwargs = dict(settings.policy)
-    if spec.algo == "sac-era":
+    if settings.critic_layer_norm:
+        policy_kwargs["critic_layer_norm"] = True
+    if spec.algo == "sac" and settings.critic_layer_norm:
+        from adapters.sb3_policies import CriticNormSACPolicy
+
+        policy = CriticNormSACPolicy
+    elif spec.algo == "sac-era":
         from adapters.sb3_policies import EraSACPolicy
 
         policy, kwargs["ent_coef"] = EraSACPolicy, 0.0
@@ -210,11 +250,14 @@ def build_model(spec: TrialSpec, env: Any, device: Any = "cpu") -> Any:
         raise ConfigError(f"stable-baselines3 {cls.__name__} rejected the settings of {spec.algo}: {error}") from error
 
 
-def evaluate(model: Any, env: Any, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic returns, one episode per seed, and every observation the policy acted on."""
+def evaluate(model: Any, env: Any, seeds: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic returns, one episode per seed, and every observation the policy acted on.
+
+    A ``None`` seed resets the environment without reseeding it (its generator runs on).
+    """
     returns, states = [], []
     for seed in seeds:
-        obs, _ = env.reset(seed=int(seed))
+        obs, _ = env.reset(seed=None if seed is None else int(seed))
         total, done = 0.0, False
         while not done:
             states.append(obs)
@@ -245,15 +288,26 @@ def policy_entropies(model: Any, observations: np.ndarray) -> np.ndarray:
     return entropy.detach().cpu().numpy().astype(np.float64)
 
 
-def _eval_seeds(spec: TrialSpec) -> list[int]:
+def _eval_seeds(spec: TrialSpec, protocol: EnvProtocol, evaluations_done: int) -> list[int | None]:
+    """Reset seeds of one evaluation's episodes.
+
+    With ``eval_seed_offset`` (the ERA authors' protocol) the eval env is seeded once, with
+    ``seed + offset``, at the first episode of the first evaluation; its generator (kept in the
+    checkpoint) draws every later start. Otherwise each episode gets a seed derived from the
+    trial's, the same at every evaluation.
+    """
+    if protocol.eval_seed_offset is not None:
+        first = spec.seed + protocol.eval_seed_offset if evaluations_done == 0 else None
+        return [first] + [None] * (spec.eval_episodes - 1)
     state = np.random.SeedSequence([spec.seed, _EVAL_SEED_STREAM]).generate_state(spec.eval_episodes)
     return [int(s) for s in state]
 
 
-def _record(spec: TrialSpec, model: Any, eval_env: Any, wall_time_s: float) -> EvalRecord:
-    returns, states = evaluate(model, eval_env, _eval_seeds(spec))
+def _record(spec: TrialSpec, model: Any, eval_env: Any, wall_time_s: float, seeds: list[int | None],
+            sim_steps: int) -> EvalRecord:
+    returns, states = evaluate(model, eval_env, seeds)
     entropy = policy_entropies(model, states)
-    metrics = {"entropy_min": float(entropy.min())}
+    metrics = {"entropy_min": float(entropy.min()), "sim_steps": float(sim_steps)}
     if ALGORITHMS[spec.algo][1]:
         from adapters.sb3_policies import era_of
 
@@ -289,12 +343,13 @@ def _check_finite_parameters(spec: TrialSpec, model: Any) -> None:
 # Checkpoint state
 # --------------------------------------------------------------------------------------------
 
-_MODEL, _REPLAY, _TUNER, _RNG = "model.zip", "replay.npz", "delta_tuner.pt", "rng.pt"
+_MODEL, _REPLAY, _TUNER, _RNG, _ENVS = "model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt"
 
 
-def _write_state(directory: Path, model: Any, callback: Any) -> None:
+def _write_state(directory: Path, model: Any, callback: Any, envs: dict[str, Any]) -> None:
     import torch
 
+    from adapters.envs import rng_state
     from adapters.sb3_state import save_replay_buffer, save_rng_state
 
     model.save(directory / _MODEL)  # policy, optimizers, counters, temperature (SB3's format)
@@ -303,6 +358,7 @@ def _write_state(directory: Path, model: Any, callback: Any) -> None:
     if callback is not None:
         torch.save(callback.state_dict(), directory / _TUNER)
     save_rng_state(directory / _RNG)
+    torch.save({name: rng_state(env) for name, env in envs.items()}, directory / _ENVS)
 
 
 def _identity(spec: TrialSpec) -> dict[str, Any]:
@@ -319,11 +375,13 @@ def _check_same_trial(spec: TrialSpec, saved: dict[str, Any] | None, state_dir: 
         )
 
 
-def _restore(spec: TrialSpec, state_dir: Path, env: Any, device: Any, callback: Any) -> Any:
+def _restore(spec: TrialSpec, state_dir: Path, envs: dict[str, Any], device: Any, callback: Any) -> Any:
     import torch
 
+    from adapters.envs import set_rng_state
     from adapters.sb3_state import load_replay_buffer, load_rng_state
 
+    env = envs["train"]
     try:
         model = _sb3_class(spec.algo).load(state_dir / _MODEL, env=env, device=device)
         if (state_dir / _REPLAY).exists():
@@ -335,6 +393,9 @@ def _restore(spec: TrialSpec, state_dir: Path, env: Any, device: Any, callback: 
         ) from error
     if callback is not None and (state_dir / _TUNER).exists():
         callback.load_state_dict(torch.load(state_dir / _TUNER, weights_only=False))
+    if (state_dir / _ENVS).exists():  # the eval env's generator, the simulator-step count
+        for name, state in torch.load(state_dir / _ENVS, weights_only=False).items():
+            set_rng_state(envs[name], state)
     # The env cannot be checkpointed: the resumed trial starts a fresh episode, seeded from the step.
     model.env.seed(spec.seed + model.num_timesteps)
     model.action_space.seed(spec.seed + model.num_timesteps)
@@ -350,25 +411,26 @@ def _restore(spec: TrialSpec, state_dir: Path, env: Any, device: Any, callback: 
 def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
     """Train, evaluating every ``eval_every`` env steps; resumes from ``checkpoint`` if it has one."""
     from adapters.device import select_device
-    from adapters.envs import make_env
+    from adapters.envs import make_env, sim_steps
 
     validate(spec)
     settings = _split_settings(spec)
     device = select_device(spec.device)
-    env = make_env(spec.task, seed=spec.seed)
-    eval_env = make_env(spec.task, seed=spec.seed)
+    env = make_env(spec.task, seed=spec.seed, protocol=settings.protocol)
+    eval_env = make_env(spec.task, seed=spec.seed, protocol=settings.protocol)
+    envs = {"train": env, "eval": eval_env}
     callback = None
     if spec.algo == "sac-era" and settings.era["delta"] == "auto":
         from adapters.sb3_callbacks import DeltaTuningCallback
 
-        callback = DeltaTuningCallback(lr=settings.delta_lr)
+        callback = DeltaTuningCallback(lr=settings.delta_lr, per_dim=settings.delta_per_dim_lr)
 
     threads = None
     try:
         restored = checkpoint.load()
         if restored is not None:
             _check_same_trial(spec, restored.counters.get("trial"), restored.state_dir)
-            model = _restore(spec, restored.state_dir, env, device, callback)
+            model = _restore(spec, restored.state_dir, envs, device, callback)
             records = list(restored.records)
             wall_time_s = float(restored.counters.get("wall_time_s", 0.0))
         else:
@@ -390,11 +452,12 @@ def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
                 ) from error
             wall_time_s += time.perf_counter() - started
             _check_finite_parameters(spec, model)
-            record = _record(spec, model, eval_env, wall_time_s)
+            seeds = _eval_seeds(spec, settings.protocol, len(records))
+            record = _record(spec, model, eval_env, wall_time_s, seeds, sim_steps(env, model.num_timesteps))
             records.append(record)
             counters = {"wall_time_s": wall_time_s, "num_timesteps": int(model.num_timesteps),
                         "trial": _identity(spec)}
-            checkpoint.save(lambda directory: _write_state(directory, model, callback), records, counters)
+            checkpoint.save(lambda directory: _write_state(directory, model, callback, envs), records, counters)
             yield record
     finally:
         env.close()
@@ -415,3 +478,46 @@ def _torch_threads(settings: _Settings, device: Any) -> int | None:
     previous = torch.get_num_threads()
     torch.set_num_threads(wanted or 1)
     return previous
+
+
+# --------------------------------------------------------------------------------------------
+# A one-line description (era list)
+# --------------------------------------------------------------------------------------------
+
+#: SB3's default networks and activation per algorithm class (its policies' defaults)
+_DEFAULT_NETS = {"SAC": ({"pi": [256, 256], "qf": [256, 256]}, "ReLU"),
+                 "PPO": ({"pi": [64, 64], "vf": [64, 64]}, "Tanh")}
+
+
+def describe(spec: TrialSpec) -> str:
+    """The trial's networks, environment protocol and evaluation cadence, in one line."""
+    settings = _split_settings(spec)
+    kind = ALGORITHMS[spec.algo][0]
+    nets, activation = _DEFAULT_NETS[kind]
+    arch = settings.policy.get("net_arch")
+    if isinstance(arch, dict):
+        nets = {**nets, **arch}
+    elif isinstance(arch, list):
+        nets = dict.fromkeys(nets, arch)
+    act = settings.policy.get("activation_fn")
+    act_name = act.__name__ if isinstance(act, type) else activation
+    size = lambda layers: "x".join(str(n) for n in layers) or "linear"  # noqa: E731
+    if kind == "SAC":
+        norm = "LayerNorm+" if settings.critic_layer_norm else ""
+        parts = [f"actor {size(nets['pi'])} {act_name}", f"critics 2 x {size(nets['qf'])} {norm}{act_name}"]
+    else:
+        parts = [f"policy {size(nets['pi'])} {act_name}", f"value {size(nets['vf'])} {act_name}"]
+    if settings.era:
+        era = settings.era
+        text = f"ERA entropy_per_dim {era['entropy_per_dim']:g}"
+        if "delta" in era:
+            delta = era["delta"]
+            if delta == "auto":
+                delta = f"auto (Adam {settings.delta_lr:g}{' per dim' if settings.delta_per_dim_lr else ''})"
+            elif delta == "constant":
+                delta = f"{era['delta_per_dim']:g} x D"
+            text += f", delta {delta}, {era['distribution']} actions"
+        parts.append(text)
+    episodes = f"{spec.eval_episodes} deterministic episode{'s' if spec.eval_episodes != 1 else ''}"
+    parts += [settings.protocol.describe(), f"eval every {min(_eval_every(spec), spec.budget)} agent steps x {episodes}"]
+    return "; ".join(parts)

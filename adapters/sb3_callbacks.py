@@ -48,12 +48,15 @@ class DeltaTuningCallback(BaseCallback):
     the optimiser's state; :meth:`state_dict` / :meth:`load_state_dict` checkpoint it.
 
     Args:
-        lr: δ's Adam learning rate (3e-3, as measured in the spec).
+        lr: δ's Adam learning rate (3e-3).
+        per_dim: tune δ / D, so that δ moves about ``lr · D`` per step (default; see
+            :class:`adapters.era.DeltaTuner`), or δ itself.
     """
 
-    def __init__(self, lr: float = 3e-3, verbose: int = 0) -> None:
+    def __init__(self, lr: float = 3e-3, per_dim: bool = True, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.lr = float(lr)
+        self.per_dim = bool(per_dim)
         self.tuner: DeltaTuner | None = None
         self._pending_state: dict | None = None
         self.last_entropy = float("nan")
@@ -69,7 +72,7 @@ class DeltaTuningCallback(BaseCallback):
                 f"SAC-ERA replaces SAC's entropy terms: create SAC with ent_coef=0.0 (got {ent_coef!r})"
             )
         if self.tuner is None or self.tuner.era is not era:
-            self.tuner = DeltaTuner(era, lr=self.lr)
+            self.tuner = DeltaTuner(era, lr=self.lr, per_dim=self.per_dim)
             if self._pending_state is not None:
                 self.tuner.load_state_dict(self._pending_state)
                 self._pending_state = None

@@ -26,8 +26,9 @@ from typing import Any, Literal
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import DiagGaussianDistribution, Distribution
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
@@ -41,6 +42,8 @@ __all__ = [
     "TRUNCATED_NORMAL_FLOOR_DELTA",
     "TruncatedNormalDistribution",
     "EraActor",
+    "LayerNormCritic",
+    "CriticNormSACPolicy",
     "EraSACPolicy",
     "EraActorCriticPolicy",
     "era_of",
@@ -220,10 +223,68 @@ class EraActor(Actor):
         return data
 
 
-class EraSACPolicy(SACPolicy):
-    """SB3's SAC policy whose actor is an :class:`EraActor`. Use it with ``SAC(..., ent_coef=0.0)``.
+class LayerNormCritic(ContinuousCritic):
+    """SB3's SAC critics with a LayerNorm after every hidden linear layer (the ERA authors' critic).
+
+    Each Q-network is ``create_mlp(..., post_linear_modules=[nn.LayerNorm])``: Linear → LayerNorm →
+    activation per hidden layer, a plain linear output. Everything else is SB3's ``ContinuousCritic``
+    (it is asked for zero networks, then given these).
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 2,
+        share_features_extractor: bool = True,
+    ) -> None:
+        super().__init__(observation_space, action_space, net_arch, features_extractor, features_dim,
+                         activation_fn, normalize_images, n_critics=0,
+                         share_features_extractor=share_features_extractor)
+        self.n_critics = n_critics
+        action_dim = get_action_dim(self.action_space)
+        for idx in range(n_critics):
+            layers = create_mlp(features_dim + action_dim, 1, net_arch, activation_fn,
+                                post_linear_modules=[nn.LayerNorm])
+            q_net = nn.Sequential(*layers)
+            self.add_module(f"qf{idx}", q_net)
+            self.q_networks.append(q_net)
+
+
+class CriticNormSACPolicy(SACPolicy):
+    """SB3's SAC policy with an optional LayerNorm critic (:class:`LayerNormCritic`).
 
     Keyword arguments (beyond :class:`~stable_baselines3.sac.policies.SACPolicy`'s):
+        critic_layer_norm: LayerNorm after every hidden layer of both critics and their targets
+            (default ``False``: SB3's critics exactly).
+    """
+
+    def __init__(self, *args: Any, critic_layer_norm: bool = False, **kwargs: Any) -> None:
+        # Stored before super().__init__, whose _build() calls make_critic.
+        self.critic_layer_norm = bool(critic_layer_norm)
+        super().__init__(*args, **kwargs)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        if not self.critic_layer_norm:
+            return super().make_critic(features_extractor)
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return LayerNormCritic(**critic_kwargs).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data["critic_layer_norm"] = self.critic_layer_norm
+        return data
+
+
+class EraSACPolicy(CriticNormSACPolicy):
+    """SB3's SAC policy whose actor is an :class:`EraActor`. Use it with ``SAC(..., ent_coef=0.0)``.
+
+    Keyword arguments (beyond :class:`CriticNormSACPolicy`'s, e.g. ``critic_layer_norm``):
         entropy_per_dim: H0 / D, the target entropy per action dimension (default 0.25).
         log_std_min, log_std_max: bounds on every log σ (default -8 and 0).
         delta: the compensation δ added to the Gaussian's target so that the *truncated* policy

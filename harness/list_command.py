@@ -69,7 +69,28 @@ def format_matrix(suite, trials: Sequence, states=None) -> str:
         + (f" and {gpus:g} GPUs" if gpus else "") + f"; runs {concurrency}; "
         f"retries a failing trial up to {suite.max_failures} time(s)"
     )
+    lines += _configurations(trials)
     return "\n".join(lines)
+
+
+def _configurations(trials: Sequence) -> list[str]:
+    """What each algorithm runs as, from its family's ``describe`` (networks, environment protocol,
+    evaluation), one line per algorithm and distinct configuration with the tasks it covers."""
+    from adapters.registry import family_for
+
+    tasks_of: dict[tuple[str, str], list[str]] = {}
+    for t in trials:
+        describe = getattr(family_for(t.spec.algo), "describe", None)
+        if describe is None:
+            continue
+        tasks = tasks_of.setdefault((t.variant, describe(t.spec)), [])
+        if t.spec.task not in tasks:
+            tasks.append(t.spec.task)
+    if not tasks_of:
+        return []
+    lines = ["configurations (networks; environment protocol; evaluation):"]
+    lines += [f"  {variant} on {', '.join(tasks)}: {text}" for (variant, text), tasks in tasks_of.items()]
+    return lines
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -57,7 +57,17 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def environment() -> dict[str, object]:
+def environment(task: str | None = None) -> dict[str, object]:
     """What the trainable records about the process that ran a trial (the code version comes from
-    the driver, which shipped the code: a worker's copy may not be a git checkout)."""
-    return {"hostname": socket.gethostname(), "packages": package_versions()}
+    the driver, which shipped the code: a worker's copy may not be a git checkout).
+
+    For a HumanoidBench task, ``packages["humanoid-bench"]`` says which copy ran: an editable
+    install reports upstream's unchanging version 0.2, so its path, git commit and a digest of its
+    sources are recorded instead.
+    """
+    packages = dict(package_versions())
+    if task is not None and str(task).startswith("hb:"):
+        from adapters.humanoidbench import describe_source
+
+        packages["humanoid-bench"] = describe_source()
+    return {"hostname": socket.gethostname(), "packages": packages}

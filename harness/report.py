@@ -672,6 +672,42 @@ def _paper_section(scope: _Scope, suite: Mapping, aggregates: dict) -> tuple[str
     return entry, {"entry": entry, "benchmark": described, "rows": rows}
 
 
+def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
+    """The environment protocol each (task, algorithm) ran under, with its final agent and simulator
+    steps; empty when every environment ran the plain protocol and none is HumanoidBench."""
+    from adapters.env_protocol import EnvProtocol, applies_to, env_protocol
+    from adapters.errors import ConfigError
+
+    groups: dict[tuple[str, EnvProtocol], list[str]] = {}
+    for row in data.trials.to_dict("records"):
+        task = str(row["task"])
+        if not applies_to(task):
+            continue
+        settings = json.loads(row["settings"]) if isinstance(row.get("settings"), str) else {}
+        try:
+            protocol = env_protocol(task, settings)
+        except ConfigError:  # a trial whose settings were refused: it has no protocol to show
+            continue
+        algos = groups.setdefault((task, protocol), [])
+        if row["algo"] not in algos:
+            algos.append(str(row["algo"]))
+    if all(p == EnvProtocol() and not t.startswith("hb:") for t, p in groups):
+        return []
+    algos_in_order = list(algos)
+    out = []
+    for (task, protocol), algos in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        rows = data.results[(data.results["task"] == task) & data.results["algo"].isin(algos)]
+        last = rows.sort_values("step").groupby("trial_id").tail(1) if not rows.empty else rows
+        agent = int(last["step"].max()) if not last.empty else None
+        sim = (int(pd.to_numeric(last["sim_steps"], errors="coerce").max())
+               if "sim_steps" in last and last["sim_steps"].notna().any() else None)
+        order = {a: i for i, a in enumerate(algos_in_order)}
+        out.append({"task": task, "algorithms": sorted(algos, key=lambda a: (order.get(a, len(order)), a)),
+                    **protocol.plain(), "description": protocol.describe(),
+                    "final_agent_steps": agent, "final_sim_steps": sim})
+    return out
+
+
 def _failed_rows(trials: pd.DataFrame) -> list[dict]:
     failed = trials[trials["status"] == "failed"].sort_values(["algo", "task", "seed", "trial_id"], kind="mergesort")
     return [{"trial_id": str(r["trial_id"]), "algo": str(r["algo"]), "task": str(r["task"]), "seed": int(r["seed"]),
@@ -697,6 +733,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     pass_at_k = _pass_at_k_section(scope)
     sensitivity = _sensitivity_section(scope, data.suite, normalized["aggregates"], raw["aggregates"])
     paper_entry, paper = _paper_section(scope, data.suite, normalized["aggregates"])
+    protocol = _protocol_section(data, scope.algos)
     counts = data.trials["status"].value_counts()
     code_versions = sorted({str(v) for v in data.trials.get("code_version", pd.Series(dtype=object)).dropna()})
     if len(code_versions) > 1:
@@ -710,6 +747,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
                      "bootstrap": bootstrap, "interval": "percentile, stratified over runs within tasks"},
         "trials": {**{s: int(counts.get(s, 0)) for s in ("done", "failed", "pending")}, "total": len(data.trials)},
         "algorithms": scope.algos,
+        **({"protocol": protocol} if protocol else {}),
         "baselines": {x: [y for a, y in scope.pairs if a == x] for x in scope.algos
                       if any(a == x for a, _ in scope.pairs)},
         "normalized_tasks": normalized["tasks"],

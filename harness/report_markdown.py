@@ -87,6 +87,8 @@ def render_markdown(report: Mapping) -> str:
     ]
     if report["notes"]:
         lines += ["## Notes", ""] + [f"- {_cell(n)}" for n in report["notes"]] + [""]
+    if report.get("protocol"):
+        lines += _protocol_lines(report["protocol"])
 
     if report["aggregates"]:
         lines += ["## Aggregate normalized scores", "",
@@ -191,6 +193,22 @@ def render_markdown(report: Mapping) -> str:
     else:
         lines += ["None.", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _protocol_lines(rows: Sequence[Mapping]) -> list[str]:
+    lines = ["## Environment protocol", "",
+             "How each environment was run. Budgets, evaluation intervals and the steps in every table and "
+             "figure count agent steps; with action repeat, each agent step is that many simulator steps.", ""]
+    return lines + _table(
+        ["Task", "Algorithms", "Termination", "Action repeat", "Evaluation env", "Final agent steps",
+         "Final simulator steps"],
+        [[r["task"], ", ".join(_code(a) for a in r["algorithms"]),
+          "ignored (episodes end at the time limit)" if r["ignore_termination"] else "kept",
+          r["action_repeat"],
+          f"seeded once with seed + {r['eval_seed_offset']}" if r["eval_seed_offset"] is not None
+          else "a derived seed per episode",
+          r["final_agent_steps"] if r["final_agent_steps"] is not None else "—",
+          r["final_sim_steps"] if r["final_sim_steps"] is not None else "—"] for r in rows])
 
 
 def _error_line(error: str | None) -> str:

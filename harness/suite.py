@@ -152,7 +152,7 @@ class Suite:
     seeds: tuple[int, ...]
     budget: Budget | None = None
     eval_every: Budget | None = None
-    eval_episodes: int = 5
+    eval_episodes: int | None = None  # None: the task's benchmark default (adapters.env_protocol)
     resources: Resources = Resources()
     settings: Mapping[str, Any] = field(default_factory=dict)
     benchmark: str = "auto"
@@ -465,7 +465,7 @@ def _parse(r: _Reader, data: Any) -> Suite:
         raise r.fail(("description",), f"expected a string, got {_kind(description)}")
     return Suite(
         name=name, path=r.path, algorithms=tuple(algorithms), tasks=tuple(tasks), seeds=seeds,
-        budget=budget, eval_every=every, eval_episodes=episodes or 5, resources=resources,
+        budget=budget, eval_every=every, eval_episodes=episodes, resources=resources,
         settings=r.settings(("settings",), data.get("settings")), benchmark=benchmark, paper=paper,
         description=description, sources=tuple(sources), max_concurrent=max_concurrent,
         max_failures=max_failures, located=r.located,
@@ -624,6 +624,7 @@ def expand(suite: Suite) -> list[Trial]:
 
     Raises ``SuiteError`` when a trial has no budget in its unit, or two trials are identical.
     """
+    from adapters.env_protocol import default_eval_episodes
     from adapters.registry import budget_unit
 
     r = _reader(suite)
@@ -659,7 +660,7 @@ def expand(suite: Suite) -> list[Trial]:
                     seed=seed,
                     budget=amount,
                     eval_every=every,
-                    eval_episodes=task.eval_episodes or suite.eval_episodes,
+                    eval_episodes=task.eval_episodes or suite.eval_episodes or default_eval_episodes(task.task),
                     settings={**suite.settings, **task.settings, **variant.settings},
                     device="auto",  # under Ray: CUDA only when the trial was given a GPU
                 )

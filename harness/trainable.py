@@ -54,7 +54,7 @@ def run_suite_trial(config: dict[str, Any]) -> None:
             source = tune.Checkpoint(config["trial"]["resume_from"])
         if source is not None:
             source.to_directory(str(workdir))
-        (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment()))
+        (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment(trial.spec.task)))
         for record in run_trial(trial.spec, workdir):
             tune.report(metrics_of(record.as_row()), checkpoint=tune.Checkpoint.from_directory(str(workdir)))
     finally:

@@ -10,11 +10,12 @@ from pathlib import Path
 import yaml
 
 from adapters.checkpoint import TrialCheckpoint
+from adapters.env_protocol import default_eval_episodes
 from adapters.errors import ConfigError, EraError, MissingDependencyError
 from adapters.registry import ALGORITHMS, budget_unit
 from adapters.trial import EvalRecord, TrialSpec, run_trial, validate_trial
 from harness.errors import command_error
-from harness.store import write_parquet_atomic
+from harness.store import write_json_atomic, write_parquet_atomic
 
 __all__ = ["add_parser", "parse_settings", "records_frame"]
 
@@ -35,7 +36,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps", type=int, help="budget in env steps (RL, LLM)")
     budget.add_argument("--epochs", type=int, help="budget in epochs (vision)")
     parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps/epochs")
-    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--eval-episodes", type=int, default=None,
+                        help="episodes per evaluation (default: the benchmark's, 10 for hb: tasks, else 5)")
     parser.add_argument(
         "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
         help="an algorithm setting (value parsed as YAML), e.g. --set entropy_per_dim=0.5; repeatable",
@@ -77,10 +79,18 @@ def _spec_from_args(args: argparse.Namespace) -> TrialSpec:
         seed=args.seed,
         budget=amount,
         eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes,
+        eval_episodes=args.eval_episodes if args.eval_episodes is not None else default_eval_episodes(args.task),
         settings=parse_settings(args.settings),
         device=args.device,
     )
+
+
+def _write_environment(out: Path, spec: TrialSpec) -> None:
+    """``DIR/environment.json``: the code and package versions (and, for ``hb:``, which
+    HumanoidBench) that this run of the trial used."""
+    from harness.provenance import code_version, environment
+
+    write_json_atomic({"code_version": code_version(), **environment(spec.task)}, out / "environment.json")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -91,6 +101,7 @@ def run_command(args: argparse.Namespace) -> int:
         return command_error("trial", error)
     out = args.out or Path("runs") / f"{spec.algo}-{spec.task.replace(':', '_').replace('/', '_')}-{spec.seed}"
     checkpoint = TrialCheckpoint(out / "checkpoint")
+    _write_environment(out, spec)
     records = checkpoint.records()
     if records:
         print(f"resuming {spec.algo} on {spec.task} from step {records[-1].step}", flush=True)

@@ -1,8 +1,10 @@
-"""Task ids -> environments: prefixes, DeepMind Control wrapper, MuJoCo, HumanoidBench hint."""
+"""Task ids -> environments: prefixes, DeepMind Control wrapper, MuJoCo, protocol wrappers.
+
+HumanoidBench has its own file, tests/test_humanoidbench.py.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
@@ -10,10 +12,11 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from adapters import envs
+from adapters.env_protocol import (
+    ENV_PREFIXES, EnvProtocol, default_eval_episodes, default_eval_every, env_protocol,
+)
 from adapters.envs import DmcEnv, make_env, parse_task, validate_task
-from adapters.errors import ConfigError, MissingDependencyError, UnknownNameError
-
-HAS_HUMANOIDBENCH = importlib.util.find_spec("humanoid_bench") is not None
+from adapters.errors import ConfigError, UnknownNameError
 
 
 @pytest.mark.parametrize("task", ["cifar10", "mujoco:Hopper-v5", "gym:", ":Hopper-v5"])
@@ -32,15 +35,6 @@ def test_unknown_id_lists_available_ones(task, listed):
     with pytest.raises(UnknownNameError) as info:
         validate_task(task)
     assert listed in str(info.value)
-
-
-@pytest.mark.skipif(HAS_HUMANOIDBENCH, reason="humanoid-bench is installed")
-def test_humanoidbench_without_package_says_how_to_install():
-    with pytest.raises(MissingDependencyError) as info:
-        validate_task("hb:h1-walk-v0")
-    message = str(info.value)
-    assert "pip install" in message and "github.com/carlosferrazza/humanoid-bench" in message
-    validate_task("gym:Pendulum-v1")  # nothing else broke
 
 
 @pytest.mark.filterwarnings("ignore:.*infinity")
@@ -104,3 +98,91 @@ def test_dmc_env_class_is_usable_directly():
     env = DmcEnv("cartpole", "balance", seed=1)
     obs, _ = env.reset()
     assert obs.shape == (5,)
+
+
+# --------------------------------------------------------------------------------------------
+# Environment protocol: termination, action repeat, evaluation seeding
+# --------------------------------------------------------------------------------------------
+
+
+def test_action_repeat_sums_the_rewards_of_repeated_steps():
+    plain = make_env("gym:Pendulum-v1")
+    repeated = make_env("gym:Pendulum-v1", protocol=EnvProtocol(action_repeat=3))
+    obs_plain, _ = plain.reset(seed=5)
+    obs_repeated, _ = repeated.reset(seed=5)
+    np.testing.assert_array_equal(obs_plain, obs_repeated)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(10, 1)).astype(np.float32)
+    for action in actions:
+        expected = 0.0
+        for _ in range(3):
+            obs_plain, reward, *_ = plain.step(action)
+            expected += reward
+        obs_repeated, reward, *_ = repeated.step(action)
+        np.testing.assert_array_equal(obs_plain, obs_repeated)
+        assert reward == pytest.approx(expected, rel=1e-12)
+    assert envs.sim_steps(repeated, 10) == 30 and envs.sim_steps(plain, 10) == 10
+
+
+def test_action_repeat_stops_at_the_time_limit():
+    env = make_env("gym:Pendulum-v1", protocol=EnvProtocol(action_repeat=3))  # 200-step limit
+    env.reset(seed=0)
+    steps, truncated = 0, False
+    while not truncated:
+        *_, truncated, _ = env.step(np.zeros(1, dtype=np.float32))
+        steps += 1
+    assert steps == 67 and envs.sim_steps(env, steps) == 200  # 66 full repeats, then 2 steps
+
+
+def test_ignore_termination_runs_a_falling_hopper_to_the_time_limit():
+    plain = make_env("gym:Hopper-v5")
+    plain.reset(seed=0)
+    zero = np.zeros(3, dtype=np.float32)
+    fell_at = next(step for step in range(1, 1001) if plain.step(zero)[2])
+    assert fell_at < 1000  # with no torque the hopper falls and the episode terminates
+    env = make_env("gym:Hopper-v5", protocol=EnvProtocol(ignore_termination=True))
+    env.reset(seed=0)
+    flags = [env.step(zero) for _ in range(1000)]
+    assert not any(terminated for _, _, terminated, _, _ in flags)
+    assert flags[fell_at - 1][4].get("terminated_ignored") is True
+    assert flags[-1][3] is True  # truncated at Hopper's 1000-step limit
+
+
+@pytest.mark.parametrize("task", ["gym:Pendulum-v1", "dmc:cartpole-swingup"])
+def test_rng_state_round_trip_gives_the_same_next_episode(task):
+    env = make_env(task, seed=0, protocol=EnvProtocol(action_repeat=2))
+    env.reset(seed=11)
+    env.step(env.action_space.sample())
+    saved = envs.rng_state(env)
+    expected, _ = env.reset()  # an unseeded reset draws from the environment's generator
+    other = make_env(task, seed=99, protocol=EnvProtocol(action_repeat=2))
+    other.reset(seed=12)
+    envs.set_rng_state(other, saved)
+    again, _ = other.reset()
+    np.testing.assert_array_equal(expected, again)
+    assert envs.sim_steps(other, 0) == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [({"ignore_termination": "yes"}, "true or false"), ({"action_repeat": 0}, ">= 1"),
+     ({"action_repeat": 2.5}, ">= 1"), ({"eval_seed_offset": "x"}, "seed \\+ offset"),
+     ({"eval_seed_offset": True}, "or null")],
+)
+def test_bad_protocol_settings_are_refused(settings, match):
+    with pytest.raises(ConfigError, match=match):
+        env_protocol("gym:Pendulum-v1", settings)
+
+
+def test_protocol_defaults_per_benchmark():
+    assert env_protocol("gym:Hopper-v5", {}) == EnvProtocol()
+    assert env_protocol("dmc:dog-run", {}) == EnvProtocol()
+    authors = env_protocol("hb:h1-walk-v0", {})
+    assert (authors.ignore_termination, authors.action_repeat, authors.eval_seed_offset) == (True, 2, 42)
+    assert env_protocol("hb:h1-walk-v0", {"ignore_termination": False, "action_repeat": 1,
+                                          "eval_seed_offset": None}) == EnvProtocol()
+    assert default_eval_every("hb:h1-walk-v0", 1_000_000) == 25_000
+    assert default_eval_every("hb:h1-walk-v0", 100_000) == 10_000
+    assert default_eval_every("hb:h1-walk-v0", 500) == 2_500  # beyond the budget: one evaluation, at the end
+    assert default_eval_every("gym:Hopper-v5", 1_000_000) == 10_000
+    assert (default_eval_episodes("hb:h1-walk-v0"), default_eval_episodes("gym:Hopper-v5")) == (10, 5)
+    assert set(envs.TASK_PREFIXES) == set(ENV_PREFIXES)

@@ -166,6 +166,24 @@ def test_delta_tuner_rises_below_target_falls_above_and_stays_clamped():
     assert falling[-1] == pytest.approx(0.0, abs=1e-9)
 
 
+@pytest.mark.parametrize("dim", [1, 19, 61])
+def test_delta_tuner_moves_delta_per_dimension(dim):
+    """Adam's first step is lr·sign(grad) whatever the gradient's size: tuning δ / D moves δ by lr·D,
+    tuning δ itself by lr, so a 61-dimensional floor takes 61 times as many steps."""
+    per_dim = DeltaTuner(GaussianERA(dim, 0.25 * dim, delta="auto"), lr=3e-3)
+    total = DeltaTuner(GaussianERA(dim, 0.25 * dim, delta="auto"), lr=3e-3, per_dim=False)
+    below = torch.full((8,), -10.0)
+    assert per_dim.step(below) == pytest.approx(3e-3 * dim, rel=1e-4)
+    assert total.step(below) == pytest.approx(3e-3, rel=1e-4)
+    for _ in range(99):
+        per_dim.step(below)
+        total.step(below)
+    assert float(per_dim.era.delta) == pytest.approx(dim * float(total.era.delta), rel=1e-3)
+    if dim > 1:  # the scales differ: a checkpoint of one cannot resume the other
+        with pytest.raises(ValueError, match="delta_lr_scale"):
+            total.load_state_dict(per_dim.state_dict())
+
+
 def test_delta_loss_matches_formula():
     era = GaussianERA(2, 0.5, delta=1.25)
     entropy = torch.tensor([0.0, 1.0, 2.0])

@@ -11,7 +11,8 @@ import pytest
 
 from adapters import sb3
 from adapters.checkpoint import TrialCheckpoint
-from adapters.errors import ConfigError, MissingDependencyError, UnknownNameError
+from adapters.env_protocol import EnvProtocol
+from adapters.errors import ConfigError, UnknownNameError
 from adapters.sb3_callbacks import DeltaTuningCallback
 from adapters.trial import TrialSpec, run_trial, validate_trial
 from harness.cli import main as era_main
@@ -57,6 +58,11 @@ def test_unknown_setting_lists_the_allowed_ones():
         ("sac", {"policy_kwargs": {"activation_fn": "swish"}}, "activation_fn"),
         ("sac-era", {"policy_kwargs": {"delta": "auto"}}, "top-level"),
         ("ppo", {"torch_threads": 0}, "torch_threads"),
+        ("ppo", {"critic_layer_norm": True}, "unknown setting 'critic_layer_norm' for ppo"),
+        ("sac", {"critic_layer_norm": "yes"}, "critic_layer_norm must be true or false"),
+        ("sac-era", {"delta_lr_scale": "fast"}, "'per_dim'"),
+        ("sac", {"action_repeat": 0}, "action_repeat must be an integer >= 1"),
+        ("ppo-era", {"ignore_termination": 1}, "ignore_termination must be true or false"),
     ],
 )
 def test_bad_settings_are_refused_with_the_fix(algo, settings, match):
@@ -73,12 +79,6 @@ def test_bad_task_and_budget():
         validate_trial(_spec(budget=0))
     with pytest.raises(ConfigError, match="eval_episodes"):
         validate_trial(_spec(eval_episodes=0))
-
-
-@pytest.mark.skipif(importlib.util.find_spec("humanoid_bench") is not None, reason="humanoid-bench is installed")
-def test_humanoidbench_missing_gives_the_install_hint():
-    with pytest.raises(MissingDependencyError, match="pip install .*carlosferrazza/humanoid-bench"):
-        validate_trial(_spec(task="hb:h1-walk-v0"))
 
 
 def test_settings_reach_sb3():
@@ -108,6 +108,24 @@ class _RandomPolicy:
         return self.space.sample(), None
 
 
+def test_describe_names_networks_protocol_and_evaluation():
+    spec = _spec("sac", settings={"critic_layer_norm": True, "action_repeat": 2,
+                                  "policy_kwargs": {"net_arch": [64, 32], "activation_fn": "ELU"}},
+                 budget=1000, eval_every=250, eval_episodes=3)
+    assert sb3.describe(spec) == (
+        "actor 64x32 ELU; critics 2 x 64x32 LayerNorm+ELU; termination kept, action repeat 2 (budget in agent "
+        "steps), one derived seed per eval episode; eval every 250 agent steps x 3 deterministic episodes")
+    era = sb3.describe(_spec("sac-era", settings={}, budget=1000))
+    assert "critics 2 x 256x256 ReLU" in era and "delta auto (Adam 0.003 per dim)" in era
+    assert sb3.describe(_spec("ppo", settings={}, budget=1000)).startswith("policy 64x64 Tanh; value 64x64 Tanh")
+
+
+def test_sac_with_layernorm_critics_trains_through_the_trial():
+    settings = {**TINY_SAC, "critic_layer_norm": True}
+    [record] = list(run_trial(_spec("sac", settings=settings, budget=150, eval_every=150)))
+    assert math.isfinite(record.score) and record.metrics["sim_steps"] == 150
+
+
 def test_sac_era_learns_pendulum_beyond_a_random_policy():
     # Small but robust: seeds 0, 1, 2 all reach -202, -169, -99 after 3000 steps with these settings.
     settings = {"learning_starts": 500, "batch_size": 128, "buffer_size": 5_000, "learning_rate": 1e-3,
@@ -117,7 +135,7 @@ def test_sac_era_learns_pendulum_beyond_a_random_policy():
     from adapters.envs import make_env
 
     env = make_env(spec.task)
-    random_returns, _ = sb3.evaluate(_RandomPolicy(env.action_space, 0), env, sb3._eval_seeds(spec))
+    random_returns, _ = sb3.evaluate(_RandomPolicy(env.action_space, 0), env, sb3._eval_seeds(spec, EnvProtocol(), 0))
     assert random_returns.mean() < -900
     assert record.score > random_returns.mean() + 500, (record.score, random_returns.mean())
     # the entropy the policy samples from, beside the pinned Gaussian entropy H0 + δ
@@ -144,14 +162,15 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     trial.close()  # killed right after the first checkpoint
     assert first.step == 100
     state = tmp_path / "current"
-    for name in ("model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "progress.json"):
+    for name in ("model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt", "progress.json"):
         assert (state / name).exists(), name
 
     # what the restore brings back: counters, replay rows, δ and its optimiser
     from adapters.envs import make_env
 
     callback = DeltaTuningCallback()
-    model = sb3._restore(spec, state, make_env(spec.task), "cpu", callback)
+    envs = {"train": make_env(spec.task), "eval": make_env(spec.task)}
+    model = sb3._restore(spec, state, envs, "cpu", callback)
     assert model.num_timesteps == 100 and model.replay_buffer.pos == 100
     assert np.abs(model.replay_buffer.observations[:100]).sum() > 0
     assert float(model.actor.era.delta) == pytest.approx(first.metrics["delta"])
@@ -206,7 +225,7 @@ def test_era_trial_writes_the_results_table(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algo", "sac", "--task", "hb:h1-walk-v0"], "pip install"),
+        (["--algo", "sac", "--task", "hb:h1-walk-v0"], "pip install --no-deps -e"),
         (["--algo", "sac-era", "--task", "gym:Pendulum-v1", "--set", "ent_coef=0.2"], "entropy term"),
         (["--algo", "ppo", "--task", "dmc:walker-fly"], "walker-walk"),
     ],

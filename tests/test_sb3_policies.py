@@ -22,8 +22,10 @@ from adapters.errors import ConfigError
 from adapters.sb3_callbacks import DeltaTuningCallback, policy_entropy
 from adapters.sb3_policies import (
     TRUNCATED_NORMAL_FLOOR_DELTA,
+    CriticNormSACPolicy,
     EraActorCriticPolicy,
     EraSACPolicy,
+    LayerNormCritic,
     TruncatedNormalDistribution,
     era_of,
 )
@@ -114,7 +116,7 @@ def _tune(cheetah, entropy_per_dim: float, lr: float, steps: int):
     model = SAC(EraSACPolicy, cheetah, ent_coef=0.0,
                 policy_kwargs=dict(TINY_NET, delta="auto", entropy_per_dim=entropy_per_dim),
                 **dict(TINY_SAC, learning_starts=50))
-    tuner = DeltaTuningCallback(lr=lr)
+    tuner = DeltaTuningCallback(lr=lr, per_dim=False)  # δ itself: these lrs are in nats per step
     recorder = _DeltaRecorder(tuner)
     model.learn(steps, callback=CallbackList([tuner, recorder]))
     return model, np.array(recorder.trace)
@@ -150,10 +152,10 @@ def test_delta_is_not_in_the_actor_optimizer(cheetah):
     era = era_of(model.policy)
     optimised = [p for group in model.actor.optimizer.param_groups for p in group["params"]]
     optimised += [p for group in model.critic.optimizer.param_groups for p in group["params"]]
-    assert all(p is not era.delta and p is not tuner.tuner.delta for p in optimised)
+    assert all(p is not era.delta and p is not tuner.tuner.param for p in optimised)
     assert all(p.data_ptr() != era.delta.data_ptr() for p in optimised)
     assert "era.delta" in dict(model.actor.named_buffers())
-    assert [p for group in tuner.tuner.optimizer.param_groups for p in group["params"]] == [tuner.tuner.delta]
+    assert [p for group in tuner.tuner.optimizer.param_groups for p in group["params"]] == [tuner.tuner.param]
 
 
 def _one_update_recomputed(model, alphas: tuple[float, ...], batch_size: int = 32):
@@ -274,3 +276,51 @@ def test_distribution_choice_and_misuse(cheetah, observations):
         SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, entropy_per_dim=1.5), **TINY_SAC)
     with pytest.raises(ConfigError, match="use_sde"):
         SAC(EraSACPolicy, cheetah, ent_coef=0.0, use_sde=True, policy_kwargs=TINY_NET, **TINY_SAC)
+
+
+# --------------------------------------------------------------------------------------------
+# The ERA authors' critic: LayerNorm after every hidden layer, through SB3's make_critic
+# --------------------------------------------------------------------------------------------
+
+
+def _q_by_hand(q_net: th.nn.Sequential, x: th.Tensor) -> th.Tensor:
+    """Linear -> layer_norm -> ELU per hidden layer, then the output layer, from the weights."""
+    linears = [m for m in q_net if isinstance(m, th.nn.Linear)]
+    norms = [m for m in q_net if isinstance(m, th.nn.LayerNorm)]
+    for linear, norm in zip(linears[:-1], norms):
+        x = F.elu(F.layer_norm(F.linear(x, linear.weight, linear.bias), (linear.out_features,), norm.weight,
+                               norm.bias, norm.eps))
+    return F.linear(x, linears[-1].weight, linears[-1].bias)
+
+
+@pytest.mark.parametrize("policy", [CriticNormSACPolicy, EraSACPolicy])
+def test_layernorm_critics_compute_the_authors_network(cheetah, observations, policy, tmp_path):
+    kwargs = dict(net_arch=[32, 16], activation_fn=th.nn.ELU, critic_layer_norm=True)
+    sac = SAC(policy, cheetah, ent_coef=0.0 if policy is EraSACPolicy else "auto", policy_kwargs=kwargs, **TINY_SAC)
+    for critic in (sac.critic, sac.critic_target):
+        assert isinstance(critic, LayerNormCritic) and len(critic.q_networks) == 2
+        kinds = [type(m).__name__ for m in critic.q_networks[0]]
+        assert kinds == ["Linear", "LayerNorm", "ELU", "Linear", "LayerNorm", "ELU", "Linear"]
+    assert not isinstance(sac.actor.latent_pi[1], th.nn.LayerNorm)  # the actor has none
+    obs, _ = sac.policy.obs_to_tensor(observations[:20])
+    actions = th.rand(20, D) * 2 - 1
+    with th.no_grad():
+        q1, q2 = sac.critic(obs, actions)
+        x = th.cat([sac.critic.extract_features(obs, sac.critic.features_extractor), actions], dim=1)
+        th.testing.assert_close(q1, _q_by_hand(sac.critic.q_networks[0], x))
+        th.testing.assert_close(q2, _q_by_hand(sac.critic.q_networks[1], x))
+    sac.learn(300)  # SB3's own SAC.train updates them
+    assert all(th.isfinite(p).all() for p in sac.critic.parameters())
+    sac.save(tmp_path / "sac")
+    loaded = SAC.load(tmp_path / "sac", device="cpu")
+    assert isinstance(loaded.critic, LayerNormCritic) and loaded.policy.critic_layer_norm
+    with th.no_grad():
+        th.testing.assert_close(loaded.critic(obs, actions)[0], sac.critic(obs, actions)[0])
+
+
+def test_without_the_option_the_critics_are_sb3s(cheetah):
+    plain = SAC("MlpPolicy", cheetah, policy_kwargs=TINY_NET, **TINY_SAC)
+    ours = SAC(CriticNormSACPolicy, cheetah, policy_kwargs=TINY_NET, **TINY_SAC)
+    assert type(ours.critic).__name__ == "ContinuousCritic"
+    for a, b in zip(plain.policy.state_dict().values(), ours.policy.state_dict().values()):
+        th.testing.assert_close(a, b)  # same seed, same networks, same initial weights

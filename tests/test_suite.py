@@ -201,7 +201,7 @@ def test_shipped_suite_loads_and_expands(path):
     assert len({t.variant for t in trials}) >= 2  # ERA and its baseline
 
 
-@pytest.mark.parametrize("name", ["smoke", "cpu-repro", "mujoco-ppo"])
+@pytest.mark.parametrize("name", ["smoke", "cpu-repro", "mujoco-ppo", "dmc-sac"])
 def test_shipped_suite_validates_with_the_adapters(name):
     suite, trials = load_and_expand(ROOT / "suites" / f"{name}.yaml")
     assert suite.name == name and trials
