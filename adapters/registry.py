@@ -20,10 +20,10 @@ __all__ = ["ALGORITHMS", "BASELINES", "BUDGET_UNITS", "family_for", "budget_unit
 
 #: algorithm name -> module of its family
 ALGORITHMS: dict[str, str] = {
-    "sac": "adapters.sb3",
-    "sac-era": "adapters.sb3",
-    "ppo": "adapters.sb3",
-    "ppo-era": "adapters.sb3",
+    "sac": "adapters.rl",
+    "sac-era": "adapters.rl",
+    "ppo": "adapters.rl",
+    "ppo-era": "adapters.rl",
     "resnet": "adapters.vision",
     "resnet-era": "adapters.vision",
     "resnet-ls": "adapters.vision",
@@ -42,7 +42,7 @@ BASELINES: dict[str, str] = {
 
 #: family module -> what its budget counts
 BUDGET_UNITS: dict[str, str] = {
-    "adapters.sb3": "steps",
+    "adapters.rl": "steps",
     "adapters.vision": "epochs",
     "adapters.llm": "steps",
 }

@@ -23,9 +23,9 @@ import time
 import gymnasium as gym
 import torch
 
-from adapters import sb3
-from adapters.envs import make_env
-from adapters.sb3_callbacks import DeltaTuningCallback
+from adapters import rl as sb3
+from adapters.rl.envs import make_env
+from adapters.rl.callbacks import DeltaTuningCallback
 from adapters.trial import TrialSpec
 
 GOAL = 0.95

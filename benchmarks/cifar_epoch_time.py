@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from adapters.era import SoftmaxERA
-from adapters.vision_models import build_classifier
+from adapters.vision.models import build_classifier
 
 CIFAR10_TRAIN_IMAGES = 50_000
 

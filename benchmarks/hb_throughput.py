@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters import sb3
-from adapters.env_protocol import EnvProtocol
-from adapters.envs import make_env
-from adapters.sb3_callbacks import DeltaTuningCallback
+from adapters import rl as sb3
+from adapters.rl.protocol import EnvProtocol
+from adapters.rl.envs import make_env
+from adapters.rl.callbacks import DeltaTuningCallback
 from adapters.trial import TrialSpec
 from harness.suite import load_and_expand
 

@@ -2,7 +2,7 @@
 
 (1) Four aggregates (median, IQM, mean, optimality gap) with 95% stratified-bootstrap intervals for
     4 algorithms x 20 tasks x 10 seeds, at 50,000 repetitions, by rliable 1.2.0 and by
-    ``harness.bootstrap``; prints both times, the ratio and the largest interval difference.
+    ``harness.stats.bootstrap``; prints both times, the ratio and the largest interval difference.
 (2) A 50-point sample-efficiency curve (IQM per step with intervals) for 4 algorithms at 50,000
     repetitions with ours (rliable would take roughly 50x the time of (1)'s IQM alone).
 (3) ``era report``'s whole job (aggregates, probability of improvement, profiles, curves, entropy,
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.bootstrap import (
+from harness.stats.bootstrap import (
     batched_aggregates,
     batched_iqm_curve,
     percentile_intervals,

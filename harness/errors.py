@@ -11,12 +11,24 @@ import sys
 
 from adapters.errors import ConfigError, EraError
 
-__all__ = ["SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError", "command_error"]
+__all__ = [
+    "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED",
+    "SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError", "command_error",
+]
+
+#: the ``era`` command's exit codes
+EXIT_OK = 0
+#: it ran, and a trial (or the job, or the report) failed; the others still finished
+EXIT_FAILED = 1
+#: bad input: nothing was started or written
+EXIT_BAD_INPUT = 2
+#: Ctrl-C while following a job (the shell's convention, 128 + SIGINT)
+EXIT_INTERRUPTED = 130
 
 
-def command_error(command: str, message: object, code: int = 2) -> int:
+def command_error(command: str, message: object, code: int = EXIT_BAD_INPUT) -> int:
     """Print ``era COMMAND: error: MESSAGE`` on stderr (one line per problem) and return ``code``,
-    the command's exit status (2: bad input, nothing done; 1: it ran and failed)."""
+    the command's exit status."""
     print(f"era {command}: error: {message}", file=sys.stderr)
     return code
 

@@ -8,7 +8,7 @@
 # __init__.py, so its wheel lacks the robot and task assets and `import humanoid_bench` fails.
 # Why --no-deps: upstream's setup.py pins gymnasium 0.29.1, mujoco 3.1.6, dm_control 1.0.20,
 # torch 2.3.1 and jax/brax, which would replace era-harness's pins; era-harness runs HumanoidBench
-# on its own pins through a small compatibility layer (adapters/humanoidbench.py).
+# on its own pins through a small compatibility layer (adapters/rl/humanoidbench.py).
 #
 # Settings (environment variables): PYTHON (default: .venv/bin/python if it exists, else python3),
 # HUMANOIDBENCH_REPO (default: upstream), HUMANOIDBENCH_COMMIT (default: the verified commit).

@@ -9,7 +9,7 @@ import pytest
 from rliable import library as rly
 from rliable import metrics
 
-from harness.bootstrap import (
+from harness.stats.bootstrap import (
     batched_aggregates,
     batched_iqm_curve,
     batched_probability_of_improvement,

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from adapters import envs
-from adapters.env_protocol import (
+from adapters.rl import envs
+from adapters.rl.protocol import (
     ENV_PREFIXES, EnvProtocol, default_eval_episodes, default_eval_every, env_protocol,
 )
-from adapters.envs import DmcEnv, make_env, parse_task, validate_task
+from adapters.rl.envs import DmcEnv, make_env, parse_task, validate_task
 from adapters.errors import ConfigError, UnknownNameError
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from adapters.env_protocol import EnvProtocol
+from adapters.rl.protocol import EnvProtocol
 
 ROOT = Path(__file__).resolve().parents[1]
 HB_SPEC = importlib.util.find_spec("humanoid_bench")
@@ -95,9 +95,9 @@ def test_a_wheel_without_assets_is_refused_with_the_install_commands(tmp_path):
 @needs_hb
 def test_compatibility_layer_is_applied_only_when_humanoidbench_is_imported():
     code = (
-        "import sys, adapters, adapters.envs, adapters.sb3;"
+        "import sys, adapters, adapters.rl.envs, adapters.rl;"
         "assert 'humanoid_bench' not in sys.modules, 'imported too early';"
-        "from adapters.humanoidbench import import_humanoidbench; import_humanoidbench();"
+        "from adapters.rl.humanoidbench import import_humanoidbench; import_humanoidbench();"
         "import humanoid_bench.env as e, dm_control.mujoco.index as i;"
         "assert e.index is i, e.index;"
         "import importlib.util;"
@@ -113,7 +113,7 @@ def test_compatibility_layer_is_applied_only_when_humanoidbench_is_imported():
 @needs_hb
 def test_hierarchical_policies_without_jax_fail_clearly():
     from adapters.errors import MissingDependencyError
-    from adapters.humanoidbench import import_humanoidbench
+    from adapters.rl.humanoidbench import import_humanoidbench
 
     import_humanoidbench()
     if importlib.util.find_spec("jax") is not None:
@@ -125,7 +125,7 @@ def test_hierarchical_policies_without_jax_fail_clearly():
 
 
 def _rollout(task: str, seed: int, steps: int = 15) -> np.ndarray:
-    from adapters.envs import make_env
+    from adapters.rl.envs import make_env
 
     env = make_env(task, protocol=EnvProtocol())
     obs, _ = env.reset(seed=seed)
@@ -142,9 +142,9 @@ def _rollout(task: str, seed: int, steps: int = 15) -> np.ndarray:
 
 @needs_hb
 @pytest.mark.parametrize("env_id", [pytest.param(i, id=i) for i in (
-    __import__("adapters.humanoidbench", fromlist=["SUPPORTED_IDS"]).SUPPORTED_IDS)])
+    __import__("adapters.rl.humanoidbench", fromlist=["SUPPORTED_IDS"]).SUPPORTED_IDS)])
 def test_every_supported_id_builds_and_seeded_rollouts_repeat(env_id):
-    from adapters.envs import make_env
+    from adapters.rl.envs import make_env
 
     task = f"hb:{env_id}"
     env = make_env(task)
@@ -165,7 +165,7 @@ def test_every_supported_id_builds_and_seeded_rollouts_repeat(env_id):
 @needs_hb
 def test_render_works_where_a_gl_backend_exists():
     code = (
-        "from adapters.humanoidbench import make;"
+        "from adapters.rl.humanoidbench import make;"
         "env = make('h1-walk-v0', render_mode='rgb_array'); env.reset(seed=0);"
         "image = env.render(); print(image.shape, float(image.std()))"
     )
@@ -178,7 +178,7 @@ def test_render_works_where_a_gl_backend_exists():
 
 @needs_hb
 def test_authors_protocol_on_humanoidbench():
-    from adapters.envs import make_env, sim_steps
+    from adapters.rl.envs import make_env, sim_steps
 
     protocol = EnvProtocol(ignore_termination=True, action_repeat=2)
     env = make_env("hb:h1-walk-v0", protocol=protocol)
@@ -243,7 +243,7 @@ def test_era_trial_writes_finite_scores_and_entropies(trials, algo, env_id):
 
 @needs_hb
 def test_normalization_of_a_real_evaluation_matches_the_table(trials):
-    from harness.normalize import normalized_score
+    from harness.stats.normalize import normalized_score
     from harness.report import load_results
 
     table = yaml.safe_load((ROOT / "harness" / "data" / "humanoidbench.yaml").read_text())
@@ -262,7 +262,7 @@ def test_provenance_records_which_humanoidbench_ran(trials):
     environment = json.loads((trials["sac", "h1-walk-v0"] / "environment.json").read_text())
     source = environment["packages"]["humanoid-bench"]
     assert f"path={HB_DIR}" in source and "sources_sha256=" in source
-    from adapters.humanoidbench import source_info
+    from adapters.rl.humanoidbench import source_info
 
     assert len(source_info()["sources_sha256"]) == 16
 
@@ -293,8 +293,8 @@ def test_era_list_shows_the_authors_protocol_and_layernorm_critics():
 
 @needs_hb
 def test_eval_env_is_seeded_once_with_seed_plus_42():
-    from adapters import sb3
-    from adapters.envs import make_env
+    from adapters import rl as sb3
+    from adapters.rl.envs import make_env
     from adapters.trial import TrialSpec
 
     spec = TrialSpec("sac", "hb:h1-walk-v0", seed=7, budget=100, eval_episodes=3)

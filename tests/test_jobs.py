@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import jobs, storage
+from harness.cluster import jobs, storage
 from harness.cli import main
 from harness.errors import ClusterError
 from harness.suite import load_and_expand
@@ -146,7 +146,7 @@ def test_a_shared_path_holds_results_tune_and_report(tiny_suite, tmp_path):
                                f"--report-dir {shared}/tiny/report --max-concurrent 3")
     assert plan.results == f"{shared}/tiny" and plan.report == f"{shared}/tiny/report"
     assert plan.submission_id == "j1" and plan.metadata["era_results"] == f"{shared}/tiny"
-    assert plan.env_vars["RAY_OVERRIDE_JOB_RUNTIME_ENV"] == "1"
+    assert plan.env_vars["ERA_CODE_SHIPPED"] == "1" and "RAY_OVERRIDE_JOB_RUNTIME_ENV" not in plan.env_vars
     # no storage: the head's home; the head's shell expands $HOME
     default = jobs.plan_submission(suite, "era-job/suite.yaml", None)
     assert '--out "$HOME"/era-results/tiny' in default.entrypoint
@@ -191,7 +191,7 @@ def test_the_job_ships_the_code_and_the_suite_only(tiny_suite, tmp_path):
     suite_file = jobs.stage_working_dir(tiny_suite, staged)
     assert suite_file == "era-job/suite.yaml"
     assert (staged / suite_file).read_text() == tiny_suite.read_text()
-    assert (staged / "harness" / "runner.py").is_file() and (staged / "adapters" / "era.py").is_file()
+    assert (staged / "harness" / "run" / "runner.py").is_file() and (staged / "adapters" / "era.py").is_file()
     assert (staged / "harness" / "data" / "gym_mujoco.yaml").is_file()
     assert (staged / "pyproject.toml").is_file() and (staged / "suites" / "smoke.yaml").is_file()
     names = {p.name for p in staged.rglob("*")}
@@ -265,7 +265,7 @@ def test_fractional_gpu_trials_validate_and_reach_tunes_placement_groups(tmp_pat
     from ray.tune.registry import register_trainable
     from ray.tune.search import BasicVariantGenerator
 
-    from harness.runner import RunOptions, _tuner
+    from harness.run.runner import RunOptions, _tuner
     from harness.store import TrialState
 
     path = write_suite(tmp_path, f"""\

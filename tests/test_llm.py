@@ -13,8 +13,8 @@ for _name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "
 
 from adapters import llm  # noqa: E402
 from adapters.errors import ConfigError, UnknownNameError  # noqa: E402
-from adapters.llm_eval import pass_at_k, pass_ks  # noqa: E402
-from adapters.llm_hub import EVAL_SETS, DatasetSpec, dataset_spec, extract_answer, math_reward  # noqa: E402
+from adapters.llm.evaluation import pass_at_k, pass_ks  # noqa: E402
+from adapters.llm.hub import EVAL_SETS, DatasetSpec, dataset_spec, extract_answer, math_reward  # noqa: E402
 from adapters.registry import budget_unit, family_for  # noqa: E402
 from adapters.trial import TrialSpec, run_trial  # noqa: E402
 
@@ -86,7 +86,7 @@ def test_validate_checks_trl_fields_and_refuses_vllm_with_era():
 @needs_trl
 @pytest.mark.parametrize("name", ["arith", "tagged-sum", "decompose"])
 def test_toy_task_rewards_every_warm_up_target_and_tokenizes_it(name):
-    from adapters.llm_toy import TOY_TASKS, build_tokenizer
+    from adapters.llm.toy import TOY_TASKS, build_tokenizer
 
     task = TOY_TASKS[name]()
     tokenizer = build_tokenizer()
@@ -101,7 +101,7 @@ def test_toy_task_rewards_every_warm_up_target_and_tokenizes_it(name):
 
 @needs_trl
 def test_tagged_sum_rewards_the_sum_after_any_tag_and_nothing_else():
-    from adapters.llm_toy import TAGS, TOY_TASKS
+    from adapters.llm.toy import TAGS, TOY_TASKS
 
     task = TOY_TASKS["tagged-sum"]()
     assert set(task.prompts) == {f"{a}+{b}=" for a in range(10) for b in range(10)}
@@ -151,7 +151,7 @@ def test_grpo_steps_run_under_trl(tmp_path):
 
 @needs_trl
 def test_era_trial_resumes_from_its_checkpoint_without_redoing_the_warm_up(tmp_path, monkeypatch):
-    from adapters import llm_toy
+    from adapters.llm import toy as llm_toy
 
     era = spec(task="llm:decompose", budget=4, omega_low=2.5, omega_high=3.0, **QUICK)  # ERA acts at once
     straight = list(run_trial(era))
@@ -220,9 +220,9 @@ def test_era_holds_response_entropy_at_its_floor_while_grpo_collapses(tmp_path):
     from scipy import stats
     from transformers import LlamaForCausalLM
 
-    from adapters.checkpoint import TrialCheckpoint
-    from adapters.llm_eval import sampled_response_entropies
-    from adapters.llm_toy import TOY_TASKS, build_tokenizer
+    from adapters.trial.checkpoint import TrialCheckpoint
+    from adapters.llm.evaluation import sampled_response_entropies
+    from adapters.llm.toy import TOY_TASKS, build_tokenizer
 
     task = TOY_TASKS[FLOOR_TASK.removeprefix("llm:")]()
     start, per_prompt, finals = {}, {}, {}

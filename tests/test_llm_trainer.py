@@ -19,8 +19,8 @@ import torch  # noqa: E402
 from datasets import Dataset  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-from adapters.llm_toy import TOY_TASKS, TinyModelConfig, build_tiny_model, build_tokenizer  # noqa: E402
-from adapters.llm_trainer import ERAGRPOTrainer, topk_log_probs  # noqa: E402
+from adapters.llm.toy import TOY_TASKS, TinyModelConfig, build_tiny_model, build_tokenizer  # noqa: E402
+from adapters.llm.trainer import ERAGRPOTrainer, topk_log_probs  # noqa: E402
 
 SMALL = TinyModelConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
 TEMPERATURE = 0.9

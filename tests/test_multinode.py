@@ -164,7 +164,7 @@ def _states(out: Path) -> list[dict]:
 
 
 def test_suite_survives_losing_a_worker_node(cluster, tmp_path):
-    from harness import jobs
+    from harness.cluster import jobs
 
     worker = cluster.add_worker(num_cpus=1)
     cluster.wait_for_nodes(2)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from adapters.errors import UnknownNameError
-from harness.normalize import (
+from harness.stats.normalize import (
     BENCHMARKS,
     benchmark_of_task,
     has_reference,

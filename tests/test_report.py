@@ -14,7 +14,7 @@ import pytest
 
 from harness import stats
 from harness.cli import main
-from harness.normalize import normalized_score
+from harness.stats.normalize import normalized_score
 from harness.report import build_report, load_results, render_markdown, write_report
 
 REPS = 30

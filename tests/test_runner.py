@@ -72,7 +72,7 @@ def test_grid_suite_runs_to_completion_with_one_final_evaluation_per_trial(local
     dims = era.task.map({"gym:Pendulum-v1": 1, "gym:Hopper-v5": 3})
     assert era.entropy.to_numpy() == pytest.approx(0.25 * dims.to_numpy(), abs=1e-4)
     # normalized scores: Hopper against its reference scores, Pendulum has none
-    from harness.normalize import reference
+    from harness.stats.normalize import reference
 
     hopper = results[results.task == "gym:Hopper-v5"]
     ref = reference(None, "gym:Hopper-v5")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from harness.errors import ResultsDirError
-from harness.recorder import read_checkpoint, resume_point
+from harness.run.recorder import read_checkpoint, resume_point
 from harness.store import (
     RESULT_COLUMNS,
     TrialState,
@@ -56,7 +56,7 @@ def test_rows_come_from_states_with_rerun_steps_replaced(suite_and_trials):
     assert list(frame.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
     assert frame[["step", "score"]].values.tolist() == [[64, 3.0], [128, 2.0]]
     # normalized against the shipped Hopper reference, computed here from the table itself
-    from harness.normalize import reference
+    from harness.stats.normalize import reference
 
     ref = reference("gym_mujoco", "gym:Hopper-v5")
     assert frame.normalized_score.tolist() == pytest.approx([(3.0 - ref.low) / (ref.high - ref.low),
@@ -114,7 +114,7 @@ def test_resume_point_falls_back_to_the_newest_readable_checkpoint(tmp_path):
 
 
 def test_one_run_at_a_time_per_results_folder(tmp_path):
-    from harness.runner import _exclusive
+    from harness.run.runner import _exclusive
 
     with _exclusive(tmp_path / "out"):
         with pytest.raises(ResultsDirError, match=r"another era run \(pid \d+\) is writing"):

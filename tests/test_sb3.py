@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters import sb3
-from adapters.checkpoint import TrialCheckpoint
-from adapters.env_protocol import EnvProtocol
+from adapters import rl as sb3
+from adapters.trial.checkpoint import TrialCheckpoint
+from adapters.rl.protocol import EnvProtocol
 from adapters.errors import ConfigError, UnknownNameError
-from adapters.sb3_callbacks import DeltaTuningCallback
+from adapters.rl.callbacks import DeltaTuningCallback
 from adapters.trial import TrialSpec, run_trial, validate_trial
 from harness.cli import main as era_main
 
@@ -84,7 +84,7 @@ def test_bad_task_and_budget():
 def test_settings_reach_sb3():
     spec = _spec("sac", settings={"learning_rate": 1e-3, "train_freq": [2, "step"], "gamma": 0.95,
                                   "policy_kwargs": {"net_arch": [16], "activation_fn": "elu"}})
-    from adapters.envs import make_env
+    from adapters.rl.envs import make_env
 
     model = sb3.build_model(spec, make_env(spec.task))
     assert model.learning_rate == 1e-3 and model.gamma == 0.95 and model.train_freq.frequency == 2
@@ -132,7 +132,7 @@ def test_sac_era_learns_pendulum_beyond_a_random_policy():
                 "gamma": 0.98, "tau": 0.02, "policy_kwargs": {"net_arch": [64, 64]}}
     spec = _spec(budget=3_000, eval_every=3_000, eval_episodes=5, settings=settings)
     [record] = list(run_trial(spec))
-    from adapters.envs import make_env
+    from adapters.rl.envs import make_env
 
     env = make_env(spec.task)
     random_returns, _ = sb3.evaluate(_RandomPolicy(env.action_space, 0), env, sb3._eval_seeds(spec, EnvProtocol(), 0))
@@ -166,7 +166,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
         assert (state / name).exists(), name
 
     # what the restore brings back: counters, replay rows, δ and its optimiser
-    from adapters.envs import make_env
+    from adapters.rl.envs import make_env
 
     callback = DeltaTuningCallback()
     envs = {"train": make_env(spec.task), "eval": make_env(spec.task)}

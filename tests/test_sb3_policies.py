@@ -17,10 +17,10 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 
 from adapters.era import HALF_LOG_2PI_E, gaussian_entropy
-from adapters.envs import make_env
+from adapters.rl.envs import make_env
 from adapters.errors import ConfigError
-from adapters.sb3_callbacks import DeltaTuningCallback, policy_entropy
-from adapters.sb3_policies import (
+from adapters.rl.callbacks import DeltaTuningCallback, policy_entropy
+from adapters.rl.policies import (
     TRUNCATED_NORMAL_FLOOR_DELTA,
     CriticNormSACPolicy,
     EraActorCriticPolicy,

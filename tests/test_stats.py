@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from harness.bootstrap import batched_aggregates
+from harness.stats.bootstrap import batched_aggregates
 import pandas as pd
 import pytest
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from adapters.checkpoint import TrialCheckpoint
+from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.errors import TrainingDivergedError, UnknownNameError
 from adapters.registry import ALGORITHMS, BASELINES, budget_unit, family_for
 from adapters.trial import EvalRecord, TrialSpec

@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from adapters.era import HALF_LOG_2PI_E
-from adapters.truncated_normal import TruncatedNormal, truncated_normal_entropy
+from adapters.rl.truncated_normal import TruncatedNormal, truncated_normal_entropy
 
 LOW, HIGH = -1.0 + 1e-6, 1.0 - 1e-6
 

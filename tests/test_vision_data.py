@@ -1,4 +1,4 @@
-"""Vision task ids -> datasets (adapters.vision_data): CIFAR-10 through torchvision's own CIFAR10
+"""Vision task ids -> datasets (adapters.vision.data): CIFAR-10 through torchvision's own CIFAR10
 class on a small generated archive, ImageFolder on a generated tree, scikit-learn digits."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from adapters.errors import ConfigError, UnknownNameError
-from adapters.vision_data import (
+from adapters.vision.data import (
     CIFAR10_FILES,
     build_datasets,
     check_task_data,

@@ -1,4 +1,4 @@
-"""Held-out metrics (adapters.vision_metrics) against an independent numpy computation."""
+"""Held-out metrics (adapters.vision.metrics) against an independent numpy computation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adapters.era import SoftmaxERA
-from adapters.vision_metrics import MetricAccumulator, classification_metrics
+from adapters.vision.metrics import MetricAccumulator, classification_metrics
 
 
 def _reference(logits: np.ndarray, targets: np.ndarray, num_bins: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""torchvision classifiers with ERA / dropout heads (adapters.vision_models, adapters.vision)."""
+"""torchvision classifiers with ERA / dropout heads (adapters.vision.models, adapters.vision)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from adapters.era import SoftmaxERA, softmax_entropy
 from adapters.errors import ConfigError, UnknownNameError
 from adapters.trial import TrialSpec
 from adapters.vision import resolve_settings, validate
-from adapters.vision_train import build_model
-from adapters.vision_data import build_datasets, parse_task
-from adapters.vision_models import build_classifier, check_architecture, classifier_head_name
+from adapters.vision.training import build_model
+from adapters.vision.data import build_datasets, parse_task
+from adapters.vision.models import build_classifier, check_architecture, classifier_head_name
 
 # one architecture per torchvision family
 FAMILIES = [

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from adapters.checkpoint import TrialCheckpoint
+from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.errors import TrainingDivergedError
 from adapters.trial import EvalRecord, TrialSpec, run_trial
 from adapters.vision import resolve_settings
-from adapters.vision_train import build_loss, build_model
+from adapters.vision.training import build_loss, build_model
 from harness.cli import main as era_main
 
 # digits at their native 8x8 (with the CIFAR stem, resnet18 keeps 1x1 maps in its last stage):
@@ -161,7 +161,7 @@ def test_acceptance_default_digits_run(tmp_path: Path) -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_runs_mixed_precision_channels_last() -> None:
-    from adapters.vision_train import build_trainer
+    from adapters.vision.training import build_trainer
 
     spec = TrialSpec(algo="resnet-era", task="digits", seed=0, budget=2, device="cuda", settings={"image_size": 32})
     trainer = build_trainer(spec, resolve_settings(spec))

@@ -1,0 +1,43 @@
+"""The ``era`` command line.
+
+Exit codes: 0 success, 1 a trial failed, 2 bad input (nothing started, nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from harness import __version__
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="era",
+        description="Run ERA-vs-baseline trials and suites, and report them with honest statistics.",
+    )
+    parser.add_argument("--version", action="version", version=f"era-harness {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from harness.cli import listing, report, run, submit, sync, trial
+
+    trial.add_parser(commands)
+    listing.add_parser(commands)
+    run.add_parser(commands)
+    report.add_parser(commands)
+    submit.add_parser(commands)
+    sync.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``era`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    return int(args.handler(args))

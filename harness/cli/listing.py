@@ -1,0 +1,110 @@
+"""``era list SUITE``: validate a suite and print its trial matrix, without running anything."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.errors import EXIT_OK, command_error
+
+__all__ = ["add_parser", "format_matrix"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "list",
+        help="validate a suite and print its trials (algo x task x seed) and the resources they ask for",
+        description="Validate SUITE (every algorithm, task and setting, with the adapters) and print "
+                    "its trial matrix. Nothing is run or written.",
+    )
+    parser.add_argument("suite", type=Path, metavar="SUITE", help="a suite file, e.g. suites/smoke.yaml")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="a results folder of this suite: also show each trial's status there")
+    parser.set_defaults(handler=run_command)
+
+
+def _resources(cpus: float, gpus: float) -> str:
+    return f"{cpus:g} CPU" + (f", {gpus:g} GPU" if gpus else "")
+
+
+def format_matrix(suite, trials: Sequence, states=None) -> str:
+    """The table ``era list`` prints, then the trial count, budgets and resources."""
+    lines = [f"suite {suite.name} ({suite.path}): benchmark {suite.benchmark}"
+             + (f", paper entry {suite.paper}" if suite.paper else "")]
+    if suite.description:
+        lines.append(f"  {suite.description.strip()}")
+    width = max(len(t.variant) for t in trials)
+    task_width = max(len(t.spec.task) for t in trials)
+    header = f"{'trial_id':12}  {'algo':{width}}  {'task':{task_width}}  {'seed':>4}  {'budget':>14}  resources"
+    if states is not None:
+        header += "  status"
+    lines.append(header)
+    for t in trials:
+        line = (f"{t.trial_id:12}  {t.variant:{width}}  {t.spec.task:{task_width}}  {t.spec.seed:>4}  "
+                f"{f'{t.spec.budget} {t.unit}':>14}  {_resources(t.resources.cpus, t.resources.gpus)}")
+        if states is not None:
+            state = states[t.trial_id]
+            line += f"  {state.status if state.status != 'running' else 'pending'} ({len(state.records)} evals)"
+        lines.append(line)
+    variants = sorted({t.variant for t in trials})
+    tasks = sorted({t.spec.task for t in trials})
+    seeds = sorted({t.spec.seed for t in trials})
+    budget = Counter()
+    for t in trials:
+        budget[t.unit] += t.spec.budget
+    cpus = sum(t.resources.cpus for t in trials)
+    gpus = sum(t.resources.gpus for t in trials)
+    lines.append(
+        f"{len(trials)} trials = {len(variants)} algorithms x {len(tasks)} tasks x {len(seeds)} seeds"
+        + ("" if len(variants) * len(tasks) * len(seeds) == len(trials) else " (some algorithms run only some tasks)")
+    )
+    lines.append("budget in all: " + ", ".join(f"{amount:,} {unit}" for unit, amount in sorted(budget.items())))
+    per_trial = sorted({_resources(t.resources.cpus, t.resources.gpus) for t in trials})
+    concurrency = (f"at most {suite.max_concurrent} at once" if suite.max_concurrent
+                   else "as many at once as the Ray cluster fits")
+    lines.append(
+        f"resources per trial: {' / '.join(per_trial)}; all trials at once would need {cpus:g} CPUs"
+        + (f" and {gpus:g} GPUs" if gpus else "") + f"; runs {concurrency}; "
+        f"retries a failing trial up to {suite.max_failures} time(s)"
+    )
+    lines += _configurations(trials)
+    return "\n".join(lines)
+
+
+def _configurations(trials: Sequence) -> list[str]:
+    """What each algorithm runs as, from its family's ``describe`` (networks, environment protocol,
+    evaluation), one line per algorithm and distinct configuration with the tasks it covers."""
+    from adapters.registry import family_for
+
+    tasks_of: dict[tuple[str, str], list[str]] = {}
+    for t in trials:
+        describe = getattr(family_for(t.spec.algo), "describe", None)
+        if describe is None:
+            continue
+        tasks = tasks_of.setdefault((t.variant, describe(t.spec)), [])
+        if t.spec.task not in tasks:
+            tasks.append(t.spec.task)
+    if not tasks_of:
+        return []
+    lines = ["configurations (networks; environment protocol; evaluation):"]
+    lines += [f"  {variant} on {', '.join(tasks)}: {text}" for (variant, text), tasks in tasks_of.items()]
+    return lines
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from adapters.errors import ConfigError
+    from harness.suite import load_and_expand
+
+    try:
+        suite, trials = load_and_expand(args.suite)
+    except ConfigError as error:
+        return command_error("list", error)
+    states = None
+    if args.out is not None:
+        from harness.store import read_states
+
+        states = read_states(args.out, [t.trial_id for t in trials])
+    print(format_matrix(suite, trials, states))
+    return EXIT_OK

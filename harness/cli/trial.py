@@ -1,0 +1,133 @@
+"""``era trial``: one trial in-process (no Ray), with progress, resumable, results as parquet."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from adapters.trial.checkpoint import TrialCheckpoint
+from adapters.rl.protocol import default_eval_episodes
+from adapters.errors import ConfigError, EraError, MissingDependencyError
+from adapters.registry import ALGORITHMS, budget_unit
+from adapters.trial import EvalRecord, TrialSpec, run_trial, validate_trial
+from harness.errors import EXIT_FAILED, EXIT_OK, command_error
+from harness.store import write_json_atomic, write_parquet_atomic
+
+__all__ = ["add_parser", "parse_settings", "records_frame"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "trial",
+        help="run one trial in-process and write DIR/results.parquet",
+        description=(
+            "Run one (algorithm, task, seed) trial in this process. Re-running into the same --out "
+            "resumes from the trial's last checkpoint."
+        ),
+    )
+    parser.add_argument("--algo", required=True, help=f"one of: {', '.join(ALGORITHMS)}")
+    parser.add_argument("--task", required=True, help="task id, e.g. gym:Pendulum-v1, dmc:cartpole-swingup, digits")
+    parser.add_argument("--seed", type=int, default=0)
+    budget = parser.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--steps", type=int, help="budget in env steps (RL, LLM)")
+    budget.add_argument("--epochs", type=int, help="budget in epochs (vision)")
+    parser.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps/epochs")
+    parser.add_argument("--eval-episodes", type=int, default=None,
+                        help="episodes per evaluation (default: the benchmark's, 10 for hb: tasks, else 5)")
+    parser.add_argument(
+        "--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+        help="an algorithm setting (value parsed as YAML), e.g. --set entropy_per_dim=0.5; repeatable",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu or cuda[:N]")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default runs/ALGO-TASK-SEED)")
+    parser.set_defaults(handler=run_command)
+
+
+def parse_settings(pairs: list[str]) -> dict:
+    """``["a=1", "b=[1, 2]"]`` -> ``{"a": 1, "b": [1, 2]}``; values are parsed as YAML."""
+    settings = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        settings[key.strip()] = yaml.safe_load(value)
+    return settings
+
+
+def records_frame(spec: TrialSpec, records: list[EvalRecord]):
+    """The results table of one trial: ``algo, task, seed`` then each record's row."""
+    import pandas as pd
+
+    rows = [{"algo": spec.algo, "task": spec.task, "seed": spec.seed, **r.as_row()} for r in records]
+    return pd.DataFrame(rows)
+
+
+def _spec_from_args(args: argparse.Namespace) -> TrialSpec:
+    unit = budget_unit(args.algo)
+    given, amount = ("steps", args.steps) if args.steps is not None else ("epochs", args.epochs)
+    if given != unit:
+        raise ConfigError(f"{args.algo} counts its budget in {unit}: use --{unit} instead of --{given}")
+    if amount <= 0:
+        raise ConfigError(f"--{unit} must be positive, got {amount}")
+    return TrialSpec(
+        algo=args.algo,
+        task=args.task,
+        seed=args.seed,
+        budget=amount,
+        eval_every=args.eval_every,
+        eval_episodes=args.eval_episodes if args.eval_episodes is not None else default_eval_episodes(args.task),
+        settings=parse_settings(args.settings),
+        device=args.device,
+    )
+
+
+def _write_environment(out: Path, spec: TrialSpec) -> None:
+    """``DIR/environment.json``: the code and package versions (and, for ``hb:``, which
+    HumanoidBench) that this run of the trial used."""
+    from harness.store.provenance import code_version, environment
+
+    write_json_atomic({"code_version": code_version(), **environment(spec.task)}, out / "environment.json")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    try:
+        spec = _spec_from_args(args)
+        validate_trial(spec)
+    except (ConfigError, MissingDependencyError) as error:  # bad input or a missing optional package
+        return command_error("trial", error)
+    out = args.out or Path("runs") / f"{spec.algo}-{spec.task.replace(':', '_').replace('/', '_')}-{spec.seed}"
+    checkpoint = TrialCheckpoint(out / "checkpoint")
+    _write_environment(out, spec)
+    records = checkpoint.records()
+    if records:
+        print(f"resuming {spec.algo} on {spec.task} from step {records[-1].step}", flush=True)
+    unit = budget_unit(spec.algo)
+    started = time.monotonic()
+    resumed_count = len(records)
+    try:
+        for record in run_trial(spec, checkpoint.directory):
+            records.append(record)
+            write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
+            extras = "".join(f" {k}={v:.4g}" for k, v in record.metrics.items())
+            print(
+                f"[{spec.algo} {spec.task} seed {spec.seed}] {unit[:-1]} {record.step}/{spec.budget} "
+                f"score={record.score:.4g} entropy={record.entropy:.4g}{extras} "
+                f"({time.monotonic() - started:.0f}s)",
+                flush=True,
+            )
+    except ConfigError as error:
+        return command_error("trial", error)
+    except EraError as error:
+        print(f"era trial: trial failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    if not records:
+        print("era trial: the trial produced no evaluation", file=sys.stderr)
+        return EXIT_FAILED
+    if len(records) == resumed_count:  # a finished trial re-run: its table may have been removed
+        write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
+    print(f"wrote {out / 'results.parquet'} ({len(records)} evaluations)")
+    return EXIT_OK

@@ -1,0 +1,201 @@
+"""The driver's record of a suite run: a Tune callback that keeps ``DIR/trials/<id>.json`` current.
+
+After each checkpoint it reads the records the adapters keep inside it (``current/progress.json``)
+and the worker's environment, and remembers where the checkpoint is, so that a later run resumes
+from it. Statuses come from Tune's trial events. Tables are rewritten at most every few seconds
+and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ray.tune import Callback
+
+from harness.store import TrialState, write_state, write_tables
+from harness.run.trainable import ENVIRONMENT_FILE
+
+if TYPE_CHECKING:
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial as TuneTrial
+
+    from harness.suite import Suite, Trial
+
+__all__ = ["Recorder", "read_checkpoint", "checkpoint_pointer", "resume_point", "error_of"]
+
+_PROGRESS = "current/progress.json"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote traceback's first line
+
+
+def checkpoint_pointer(checkpoint: "Checkpoint") -> str:
+    """A string another process can open the checkpoint from: a local path or a URI."""
+    kind = checkpoint.filesystem.type_name
+    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
+
+
+def _open(pointer: str):
+    import pyarrow.fs
+
+    if "://" in pointer:
+        return pyarrow.fs.FileSystem.from_uri(pointer)
+    return pyarrow.fs.LocalFileSystem(), pointer
+
+
+def _read_json(fs, path: str) -> Any | None:
+    try:
+        with fs.open_input_stream(path) as stream:
+            return json.loads(stream.readall())
+    except (FileNotFoundError, OSError, ValueError):
+        return None
+
+
+def read_checkpoint(fs, path: str) -> tuple[list[dict[str, float]], dict[str, Any]] | None:
+    """The records and worker environment inside one checkpoint, or ``None`` if it is unreadable."""
+    progress = _read_json(fs, f"{path}/{_PROGRESS}")
+    if progress is None:
+        return None
+    return progress["records"], _read_json(fs, f"{path}/{ENVIRONMENT_FILE}") or {}
+
+
+def resume_point(pointer: str | None) -> str | None:
+    """The checkpoint to resume from: ``pointer`` if it is still there, else the newest readable
+    sibling (Tune keeps two per trial and may have replaced the one the driver saw last)."""
+    if pointer is None:
+        return None
+    import pyarrow.fs
+
+    fs, path = _open(pointer)
+    if read_checkpoint(fs, path) is not None:
+        return pointer
+    parent = path.rstrip("/").rsplit("/", 1)[0]
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(parent, allow_not_found=True))
+    except OSError:
+        return None
+    best: tuple[int, str] | None = None
+    for info in infos:
+        if info.type != pyarrow.fs.FileType.Directory or not info.base_name.startswith("checkpoint_"):
+            continue
+        found = read_checkpoint(fs, info.path)
+        if found and found[0]:
+            step = int(found[0][-1]["step"])
+            if best is None or step > best[0]:
+                best = (step, info.path)
+    if best is None:
+        return None
+    return best[1] if "://" not in pointer else pointer.split("://", 1)[0] + "://" + best[1]
+
+
+def _error_text(trial: "TuneTrial") -> str | None:
+    """The latest error: Tune writes it next to the trial's driver-side artifacts first (the copy in
+    storage arrives only with the next sync), as a pickled exception and as text."""
+    import ray.cloudpickle as cloudpickle
+
+    for path, read in ((trial.pickled_error_file, lambda f: str(cloudpickle.load(f))),
+                       (trial.error_file, lambda f: f.read().decode())):
+        if path and os.path.exists(path):
+            try:
+                with open(path, "rb") as handle:
+                    return read(handle)
+            except Exception:  # noqa: BLE001 - an unpicklable error still has its text file
+                continue
+    for get in (trial.get_pickled_error, trial.get_error):
+        try:
+            error = get()
+        except Exception:  # noqa: BLE001
+            continue
+        if error is not None:
+            return str(error)
+    return None
+
+
+def error_of(trial: "TuneTrial") -> tuple[str, str]:
+    """(one line, full text with the worker's traceback) of a trial's latest error."""
+    text = _ANSI.sub("", _error_text(trial) or "the trial failed without an error message (its worker died?)").strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[-1] if lines else text), text
+
+
+def trial_key(trial: "TuneTrial") -> str:
+    return trial.config["trial"]["trial_id"]
+
+
+class Recorder(Callback):
+    """Keeps each trial's state file and the results tables current while Tune runs."""
+
+    def __init__(self, out: Path, suite: "Suite", trials: Sequence["Trial"],
+                 states: Mapping[str, TrialState], run_name: str, code_version: str,
+                 table_interval_s: float = 5.0) -> None:
+        self.out = Path(out)
+        self.suite = suite
+        self.trials = list(trials)
+        self.states = dict(states)
+        self.run_name = run_name
+        self.code_version = code_version
+        self.table_interval_s = table_interval_s
+        self._dirty = False
+        self._last_tables = 0.0
+
+    # -- state changes
+    def _save(self, state: TrialState) -> None:
+        write_state(self.out, state)
+        self._dirty = True
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        state = self.states[trial_key(trial)]
+        state.status = "running"
+        state.started_at = state.started_at or time.time()
+        state.code_version = self.code_version
+        if self.run_name not in state.runs:
+            state.runs.append(self.run_name)
+        self._save(state)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        state = self.states[trial_key(trial)]
+        found = read_checkpoint(checkpoint.filesystem, checkpoint.path)
+        if found is None:
+            return
+        state.records, environment = found
+        state.environment = environment or state.environment
+        state.checkpoint = checkpoint_pointer(checkpoint)
+        self._save(state)
+
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        state = self.states[trial_key(trial)]
+        state.failures += 1
+        state.error, state.traceback = error_of(trial)
+        self._save(state)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        state = self.states[trial_key(trial)]
+        state.status = "failed"
+        state.failures += 1
+        state.error, state.traceback = error_of(trial)
+        state.finished_at = time.time()
+        self._save(state)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        state = self.states[trial_key(trial)]
+        state.status = "done"
+        state.error = state.traceback = None
+        state.finished_at = time.time()
+        self._save(state)
+
+    # -- tables
+    def on_step_end(self, iteration, trials, **info):
+        if self._dirty and time.monotonic() - self._last_tables >= self.table_interval_s:
+            self.write_tables()
+
+    def on_experiment_end(self, trials, **info):
+        self.write_tables()
+
+    def write_tables(self) -> None:
+        write_tables(self.out, self.suite, self.trials, self.states)
+        self._dirty = False
+        self._last_tables = time.monotonic()

@@ -1,0 +1,357 @@
+"""Run a suite's trials with Ray Tune, on an embedded local Ray or on a cluster.
+
+One fresh Tune experiment per ``era run`` (named ``<suite>-<time>`` under the storage path) runs
+only the trials the results folder does not hold as done; each resumes from the last checkpoint
+the driver recorded for it. So re-running, after a kill or after adding seeds, never runs a
+finished trial again, and Tune's own retries (``max_failures``) resume from the trial's latest
+checkpoint within a run. We do not use ``Tuner.restore``: its experiment state reaches storage only
+every ~10 s, so it re-runs finished work (ray.md, section 2), and it cannot take a changed suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adapters.errors import MissingDependencyError
+from harness import project_root
+from harness.cluster.jobs import CODE_SHIPPED
+from harness.errors import ClusterError, ResultsDirError
+from harness.store.provenance import code_version
+from harness.store import TrialState, check_results_dir, read_states, write_tables
+from harness.suite import Suite, Trial
+
+__all__ = ["RunOptions", "RunSummary", "run_suite", "tracker_callbacks", "plan_run"]
+
+#: what a cluster's workers should not receive when the code is shipped as the working dir
+_SHIP_EXCLUDES = [".venv", ".git", "results", "runs", "reports", "**/__pycache__", "*.parquet"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a suite; ``None`` fields take the suite's or Ray's defaults."""
+
+    out: Path
+    address: str | None = None
+    resume: bool = False
+    max_concurrent: int | None = None
+    num_cpus: int | None = None
+    storage: str | None = None
+    wandb_project: str | None = None
+    mlflow_uri: str | None = None
+    progress_interval_s: float = 30.0
+
+
+@dataclass
+class RunSummary:
+    """How a run ended, trial by trial (labels: ``variant task seed N``)."""
+
+    suite: str
+    out: Path
+    total: int
+    done_before: int
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    rows: int = 0
+    elapsed_s: float = 0.0
+    ray_start_s: float = 0.0
+    fit_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.unfinished
+
+
+def tracker_callbacks(suite: Suite, wandb_project: str | None, mlflow_uri: str | None) -> list[Any]:
+    """Ray Tune's own W&B / MLflow logger callbacks; a missing package raises with the install hint.
+
+    TensorBoard needs nothing: Tune writes every trial's metrics with its default TBX logger.
+    """
+    callbacks = []
+    if wandb_project:
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError(
+                "--wandb needs the wandb package: pip install wandb (then wandb login)"
+            ) from None
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        callbacks.append(WandbLoggerCallback(project=wandb_project, group=suite.name))
+    if mlflow_uri:
+        try:
+            import mlflow  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError("--mlflow needs the mlflow package: pip install mlflow") from None
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        callbacks.append(MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name=suite.name))
+    return callbacks
+
+
+def plan_run(suite: Suite, trials: Sequence[Trial], options: RunOptions) -> dict[str, TrialState]:
+    """Check the results folder (nothing is written) and load what earlier runs left there."""
+    check_results_dir(options.out, suite, options.resume)
+    return read_states(options.out, [t.trial_id for t in trials])
+
+
+def _dirname(trial) -> str:
+    config = trial.config["trial"]
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{config['variant']}_{config['spec']['task']}")[:80]
+    return f"{slug}_s{config['spec']['seed']}_{config['trial_id']}"
+
+
+def _resources(config: dict) -> dict[str, float]:
+    wanted = config["trial"]["resources"]
+    return {"cpu": wanted["cpus"], "gpu": wanted["gpus"]}
+
+
+def _export_worker_env() -> None:
+    """Local workers inherit the driver's environment, not its ``sys.path`` (ray.md, item 2)."""
+    root = project_root()
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root is not None and str(root) not in paths:  # a source checkout
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *paths])
+    # keep the driver's working directory in trials, so relative data paths mean the same thing
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # num_to_keep forces Tune to snapshot its experiment state often; we never restore from that
+    # state (the driver keeps its own, see the module docstring), so its warning is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's newer console output prints its banner even at verbose=0; ProgressPrinter reports instead
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+def _cluster_runtime_env() -> dict[str, Any] | None:
+    """What ``ray.init`` ships to a cluster's workers: nothing inside a Ray Job (the job's own
+    runtime env, code included, reaches every worker), else this checkout's code."""
+    if os.environ.get(CODE_SHIPPED):
+        return None
+    env: dict[str, Any] = {"env_vars": {"RAY_CHDIR_TO_TRIAL_DIR": "0"}}
+    root = project_root()
+    if root is not None:
+        env["working_dir"] = str(root)  # ship this checkout's code to the cluster's workers
+        env["excludes"] = list(_SHIP_EXCLUDES)
+    return env
+
+
+def _start_ray(options: RunOptions) -> bool:
+    """Start (or join) Ray; returns whether this call started it (and so must shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    try:
+        if options.address:
+            ray.init(address=options.address, runtime_env=_cluster_runtime_env(), log_to_driver=False,
+                     logging_level=logging.WARNING)
+        else:
+            ray.init(address="local", num_cpus=options.num_cpus, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING)
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
+        where = f"the Ray cluster at {options.address}" if options.address else "a local Ray"
+        raise ClusterError(
+            f"could not start or reach {where}: {error}. Check the address (ray status), and that "
+            f"RAY_AUTH_MODE / RAY_AUTH_TOKEN match the cluster's"
+        ) from None
+    return True
+
+
+class _NotTuneRestore(logging.Filter):
+    """Drop Tune's advice to resume with ``Tuner.restore`` (``era run --resume`` is the way here)
+    and its complaint that never-started trials have no metrics (expected when interrupted)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "Tuner.restore" not in message and "Failed to fetch metrics" not in message
+
+
+@contextlib.contextmanager
+def _quiet_tune_advice():
+    loggers = [logging.getLogger(n) for n in ("ray.tune.tune", "ray.tune.analysis.experiment_analysis")]
+    quiet = _NotTuneRestore()
+    for logger in loggers:
+        logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(quiet)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path):
+    """Hold ``DIR/.era-run.lock`` while running: two runs into one folder would run trials twice.
+    ``flock`` is released by the kernel when the process dies, even by SIGKILL."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".era-run.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ResultsDirError(
+                f"another era run ({holder}) is writing to {out}: wait for it to finish, or use another --out"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _check_resources(trials: Sequence[Trial], local: bool, write: Callable[[str], None]) -> None:
+    """Every trial must fit on some node, or Tune would wait for it forever."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for trial in trials:
+        cpus, gpus = trial.resources.cpus, trial.resources.gpus
+        if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+            continue
+        biggest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        message = (
+            f"trial {trial.label} asks for {cpus:g} CPU and {gpus:g} GPU, but the largest Ray node has "
+            f"{biggest.get('CPU', 0):g} CPU and {biggest.get('GPU', 0):g} GPU"
+        )
+        if local:
+            raise ClusterError(f"{message}: lower the suite's resources, or run on a cluster with --address")
+        write(f"warning: {message}; it will wait until the cluster scales up")
+        return
+
+
+def _run_name(suite: Suite, options: RunOptions) -> str:
+    """``<suite>-<time>``, unique under a local storage path (one Tune experiment per run)."""
+    name = f"{suite.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    storage = Path(options.storage) if options.storage and "://" not in options.storage else options.out / "tune"
+    taken, index = name, 1
+    while (storage / taken).exists():
+        index += 1
+        taken = f"{name}-{index}"
+    return taken
+
+
+def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], options: RunOptions,
+           run_name: str, callbacks: list[Any]):
+    """A Tune experiment over the trials to run, each resuming from its recorded checkpoint."""
+    from ray import tune
+
+    from harness.run.recorder import resume_point
+    from harness.run.trainable import run_suite_trial
+
+    configs = [{**t.config(), "resume_from": resume_point(states[t.trial_id].checkpoint)} for t in todo]
+    return tune.Tuner(
+        tune.with_resources(run_suite_trial, _resources),
+        param_space={"trial": tune.grid_search(configs)},
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=options.max_concurrent or suite.max_concurrent,
+            reuse_actors=True,  # an actor per trial costs ~2 s (ray.md, section 5)
+            trial_dirname_creator=_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=options.storage or str(options.out / "tune"),
+            failure_config=tune.FailureConfig(max_failures=suite.max_failures),
+            # the two newest per trial: resume_point falls back to the older one
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
+            verbose=0,
+        ),
+    )
+
+
+def _summarize(summary: RunSummary, trials: Sequence[Trial], states: dict[str, TrialState]) -> RunSummary:
+    for trial in trials:
+        state = states[trial.trial_id]
+        if state.status == "done":
+            summary.done.append(trial.label)
+        elif state.status == "failed":
+            summary.failed.append((trial.label, state.error or "unknown error"))
+        else:
+            summary.unfinished.append(trial.label)
+    summary.rows = sum(len({int(r["step"]) for r in states[t.trial_id].records}) for t in trials)
+    return summary
+
+
+def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
+              write: Callable[[str], None] | None = None) -> RunSummary:
+    """Run the trials not yet done in ``options.out`` and write the tables there.
+
+    Raises a ``ConfigError`` subclass (exit 2) before writing anything for a bad results folder,
+    a missing tracker package or resources Ray cannot offer.
+    """
+    from harness.run.progress import ProgressPrinter
+    from harness.run.recorder import Recorder
+
+    write = write or (lambda line: print(line, flush=True))
+    started = time.monotonic()
+    options = RunOptions(**{**options.__dict__, "out": Path(options.out).resolve()})
+    out = options.out
+    states = plan_run(suite, trials, options)
+    trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri)
+    todo = [t for t in trials if states[t.trial_id].status != "done"]
+    summary = RunSummary(suite.name, out, len(trials), len(trials) - len(todo))
+    if not todo:
+        write_tables(out, suite, trials, states)
+        write(f"all {len(trials)} trials of {suite.name} are done already in {out}")
+        return _summarize(summary, trials, states)
+
+    began = time.monotonic()
+    _export_worker_env()
+    started_ray = _start_ray(options)
+    summary.ray_start_s = time.monotonic() - began
+    wrote = False
+    lock = contextlib.ExitStack()
+    try:
+        _check_resources(todo, local=options.address is None, write=write)
+        lock.enter_context(_exclusive(out))
+        import ray
+
+        resumed = sum(1 for t in todo if states[t.trial_id].checkpoint)
+        write(
+            f"{suite.name}: {len(trials)} trials, {summary.done_before} done before, {len(todo)} to run"
+            f"{f' ({resumed} resume from a checkpoint)' if resumed else ''}, on "
+            f"{'Ray at ' + options.address if options.address else 'a local Ray'} with "
+            f"{ray.cluster_resources().get('CPU', 0):g} CPUs; results in {out}"
+        )
+        write(f"TensorBoard: tensorboard --logdir {options.storage or out / 'tune'}")
+        for trial in todo:  # a trial that failed before is tried again, from its checkpoint
+            states[trial.trial_id].status = "pending"
+        write_tables(out, suite, trials, states)
+        wrote = True
+
+        run_name = _run_name(suite, options)
+        recorder = Recorder(out, suite, trials, states, run_name, code_version())
+        printer = ProgressPrinter(len(trials), summary.done_before, suite.max_failures,
+                                  options.progress_interval_s, write)
+        tuner = _tuner(suite, todo, states, options, run_name, [recorder, printer, *trackers])
+        began = time.monotonic()
+        with _quiet_tune_advice():
+            tuner.fit()
+        summary.fit_s = time.monotonic() - began
+    finally:
+        for state in states.values():  # a trial Tune did not finish (interrupted) stays unfinished
+            if state.status == "running":
+                state.status = "pending"
+        if wrote:
+            write_tables(out, suite, trials, states)
+        lock.close()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    summary.elapsed_s = time.monotonic() - started
+    return _summarize(summary, trials, states)

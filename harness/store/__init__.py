@@ -1,0 +1,261 @@
+"""Results on disk (``provenance`` records where each came from): every file is written atomically (temp file + ``os.replace``).
+
+A suite's results folder::
+
+    DIR/suite.json            the validated suite as plain data
+    DIR/results.parquet       one row per (trial_id, step): trial_id, suite, algo, base_algo, task,
+                              seed, step, score, normalized_score, entropy, wall_time_s, the family's
+                              extra metrics, unit, budget and one setting.<key> column per setting
+    DIR/trials.parquet        one row per trial: status (done | failed | pending), error, traceback,
+                              config hash, code version, package versions (JSON), ...
+    DIR/trials/<id>.json      the driver's state of each trial: status, error, the pointer to its last
+                              checkpoint, and the records of that checkpoint (the source of both tables)
+    DIR/tune/                 Ray Tune's storage (checkpoints, TensorBoard logs), unless --storage
+
+Records come from each trial's last checkpoint (the adapters keep the history inside it), so a
+step that Tune re-runs after a restore replaces the earlier row instead of adding one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from harness.errors import ResultsDirError
+
+if TYPE_CHECKING:
+    from harness.suite import Suite, Trial
+
+__all__ = [
+    "write_parquet_atomic",
+    "write_json_atomic",
+    "TrialState",
+    "read_states",
+    "write_state",
+    "check_results_dir",
+    "results_frame",
+    "trials_frame",
+    "write_tables",
+    "RESULT_COLUMNS",
+]
+
+#: the leading columns of results.parquet, in order
+RESULT_COLUMNS = [
+    "trial_id", "suite", "algo", "base_algo", "task", "seed", "step", "score", "normalized_score",
+    "entropy", "wall_time_s",
+]
+STATUSES = ("done", "failed", "pending")
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` to ``path`` so that readers see the old file or the new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.to_parquet(tmp, index=False)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(data: Any, path: str | Path) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (fsync before the rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=1, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class TrialState:
+    """What the driver knows about one trial; ``status`` is ``pending``, ``running``, ``done`` or
+    ``failed`` (``running`` is shown as ``pending`` in the tables: it is unfinished)."""
+
+    trial_id: str
+    status: str = "pending"
+    records: list[dict[str, float]] = field(default_factory=list)
+    checkpoint: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    failures: int = 0
+    runs: list[str] = field(default_factory=list)
+    code_version: str | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "TrialState":
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def last_step(self) -> int | None:
+        return int(self.records[-1]["step"]) if self.records else None
+
+
+def _state_path(out: Path, trial_id: str) -> Path:
+    return Path(out) / "trials" / f"{trial_id}.json"
+
+
+def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialState]:
+    """The saved state of each trial (a fresh ``pending`` one where there is none)."""
+    states = {}
+    for trial_id in trial_ids:
+        path = _state_path(Path(out), trial_id)
+        states[trial_id] = TrialState.from_json(json.loads(path.read_text())) if path.exists() else TrialState(trial_id)
+    return states
+
+
+def write_state(out: str | Path, state: TrialState) -> None:
+    write_json_atomic(asdict(state), _state_path(Path(out), state.trial_id))
+
+
+def check_results_dir(out: str | Path, suite: "Suite", resume: bool) -> bool:
+    """Whether ``out`` holds an earlier run of this suite; raises ``ResultsDirError`` if it holds
+    another suite's results, or if ``resume`` asks to continue a run that is not there."""
+    out = Path(out)
+    saved = out / "suite.json"
+    if saved.exists():
+        try:
+            name = json.loads(saved.read_text()).get("name")
+        except (OSError, ValueError):
+            name = None
+        if name != suite.name:
+            raise ResultsDirError(
+                f"{out} holds the results of suite {name!r}, not {suite.name!r}: choose another --out"
+            )
+        return True
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise ResultsDirError(
+            f"{out} exists and is not the results folder of a suite: choose an empty or new --out"
+        )
+    if resume:
+        raise ResultsDirError(
+            f"nothing to resume in {out}: it holds no earlier run of {suite.name!r}; drop --resume "
+            f"to start one (or give the --out of the run to continue)"
+        )
+    return False
+
+
+def _setting_value(value: Any) -> Any:
+    """Scalars stay; lists and mappings become JSON text, so a parquet column has one type."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return json.dumps(value, sort_keys=True)
+
+
+def _settings_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """Settings columns whose values mix types (1 and "auto") become text throughout."""
+    def missing(value: Any) -> bool:
+        return value is None or (isinstance(value, float) and math.isnan(value))
+
+    for column in [c for c in frame.columns if c.startswith("setting.")]:
+        kinds = {type(v) for v in frame[column] if not missing(v)}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            frame[column] = [None if missing(v) else (v if isinstance(v, str) else json.dumps(v))
+                             for v in frame[column]]
+    return frame
+
+
+def results_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState], normalization: str | None,
+                  benchmark_none: bool = False) -> pd.DataFrame:
+    """One row per (trial, step) with the normalized score (NaN where the task has no reference)."""
+    rows = []
+    for trial in trials:
+        state = states[trial.trial_id]
+        by_step = {int(r["step"]): r for r in state.records}  # a re-run step keeps its last values
+        for step in sorted(by_step):
+            record = by_step[step]
+            row = {
+                "trial_id": trial.trial_id, "suite": trial.suite, "algo": trial.variant,
+                "base_algo": trial.base_algo, "task": trial.spec.task, "seed": trial.spec.seed,
+                "step": step, "score": float(record["score"]), "normalized_score": math.nan,
+                "entropy": float(record["entropy"]), "wall_time_s": float(record["wall_time_s"]),
+            }
+            row.update({k: v for k, v in record.items() if k not in row})
+            row["unit"] = trial.unit
+            row["budget"] = trial.spec.budget
+            row.update({f"setting.{k}": _setting_value(v) for k, v in trial.spec.settings.items()})
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("score", "normalized_score", "entropy", "wall_time_s") else "object") for c in RESULT_COLUMNS})
+    frame = pd.DataFrame(rows)
+    settings = [c for c in frame.columns if c.startswith("setting.")]
+    metrics = [c for c in frame.columns if c not in RESULT_COLUMNS and c not in settings and c not in ("unit", "budget")]
+    frame = frame[RESULT_COLUMNS + metrics + ["unit", "budget"] + settings]
+    if not benchmark_none:
+        frame["normalized_score"] = _normalize(frame, normalization)
+    frame["seed"] = frame["seed"].astype("int64")
+    frame["step"] = frame["step"].astype("int64")
+    return _settings_columns(frame)
+
+
+def _normalize(frame: pd.DataFrame, normalization: str | None) -> pd.Series:
+    try:
+        from harness.stats.normalize import normalized_score
+    except ImportError:  # reports still work on raw scores
+        return pd.Series(math.nan, index=frame.index)
+    out = pd.Series(math.nan, index=frame.index, dtype="float64")
+    for task, index in frame.groupby("task").groups.items():
+        out.loc[index] = normalized_score(normalization, task, frame.loc[index, "score"].to_numpy())
+    return out
+
+
+def trials_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState]) -> pd.DataFrame:
+    """One row per trial: what it is, how it ended, and what ran it."""
+    rows = []
+    for trial in trials:
+        state = states[trial.trial_id]
+        env = state.environment or {}
+        rows.append({
+            "trial_id": trial.trial_id, "suite": trial.suite, "algo": trial.variant,
+            "base_algo": trial.base_algo, "task": trial.spec.task, "seed": trial.spec.seed,
+            "status": state.status if state.status in STATUSES else "pending",
+            "error": state.error, "traceback": state.traceback,
+            "evaluations": len(state.records), "last_step": state.last_step,
+            "budget": trial.spec.budget, "unit": trial.unit,
+            "failures": state.failures, "config_hash": trial.config_hash,
+            "code_version": state.code_version, "packages": json.dumps(env.get("packages", {}), sort_keys=True),
+            "hostname": env.get("hostname"),
+            "settings": json.dumps(dict(trial.spec.settings), sort_keys=True),
+            "sweep": json.dumps(dict(trial.sweep), sort_keys=True),
+            "resources": json.dumps(trial.resources.plain()),
+            "checkpoint": state.checkpoint,
+            "started_at": _iso(state.started_at), "finished_at": _iso(state.finished_at),
+        })
+    frame = pd.DataFrame(rows)
+    frame["last_step"] = frame["last_step"].astype("Int64")
+    return frame
+
+
+def _iso(stamp: float | None) -> str | None:
+    return None if stamp is None else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
+
+
+def write_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"],
+                 states: Mapping[str, TrialState]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(Re)write ``suite.json``, ``results.parquet`` and ``trials.parquet`` for the suite's trials."""
+    out = Path(out)
+    plain = suite.plain()
+    plain["trials"] = len(trials)
+    write_json_atomic(plain, out / "suite.json")
+    results = results_frame(trials, states, suite.normalization, benchmark_none=suite.benchmark == "none")
+    table = trials_frame(trials, states)
+    write_parquet_atomic(results, out / "results.parquet")
+    write_parquet_atomic(table, out / "trials.parquet")
+    return results, table
