@@ -23,7 +23,7 @@ import time
 import gymnasium as gym
 import torch
 
-from adapters import rl as sb3
+from adapters.rl.model import build_model
 from adapters.rl.envs import make_env
 from adapters.rl.callbacks import DeltaTuningCallback
 from adapters.trial import TrialSpec
@@ -54,7 +54,7 @@ class TimedEnv(gym.Wrapper):
 def _model(algo: str, task: str, settings: dict):
     env = TimedEnv(make_env(task))
     spec = TrialSpec(algo=algo, task=task, seed=0, budget=10**9, settings=settings)
-    model = sb3.build_model(spec, env, device="cpu")
+    model = build_model(spec, env, device="cpu")
     callback = DeltaTuningCallback() if algo == "sac-era" else None
     return model, callback, env
 

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from adapters import rl as sb3
+from adapters.rl.model import build_model
+from adapters.rl.settings import resolve_settings
 from adapters.rl.protocol import EnvProtocol
 from adapters.rl.envs import make_env
 from adapters.rl.callbacks import DeltaTuningCallback
@@ -80,9 +81,9 @@ class Learner:
     def __init__(self, spec: TrialSpec, warmup: int, device: str) -> None:
         settings = {**spec.settings, "learning_starts": warmup, "buffer_size": 50_000}
         self.spec = dataclasses.replace(spec, settings=settings)
-        self.protocol = sb3._split_settings(self.spec).protocol
+        self.protocol = resolve_settings(self.spec).protocol
         self.env = make_env(spec.task, seed=spec.seed, protocol=self.protocol)
-        self.model = sb3.build_model(self.spec, self.env, device)
+        self.model = build_model(self.spec, self.env, device)
         self.callback = DeltaTuningCallback() if spec.algo == "sac-era" else None
 
     def chunk(self, steps: int) -> float:

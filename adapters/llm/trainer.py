@@ -12,7 +12,7 @@ The seam (shared/notes/trl.md, section 3): TRL's ``_compute_loss`` asks
    batch, where TRL's loss reads it next.
 
 So TRL's clipped objective, loss aggregation, KL term, entropy metric and logging all stay TRL's;
-with ``k = 1`` the loss and its gradients equal TRL's own (tests/test_llm_trainer.py).
+with ``k = 1`` the loss and its gradients equal TRL's own (tests/adapters/llm/test_era_trainer.py).
 
 Old log-probs (``num_iterations > 1`` or a generation batch spanning optimizer steps) are
 recomputed after the advantages are known, with the same ERA, as the authors' verl actor does, so

@@ -20,8 +20,8 @@ one derived seed per evaluation episode):
 Actions are always rescaled to [-1, 1] (ERA's σ bounds assume it); HumanoidBench's own action
 space already is.
 
-This module is pure Python (no gymnasium or torch), so suites and reports can read a trial's
-protocol cheaply.
+This module is pure Python (no gymnasium or torch): ``era list`` and reports read a trial's
+protocol through the family's hooks without importing a simulator.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ __all__ = [
     "PROTOCOL_SETTINGS",
     "EnvProtocol",
     "env_protocol",
-    "applies_to",
     "default_eval_every",
     "default_eval_episodes",
 ]
@@ -63,6 +62,11 @@ class EnvProtocol:
         ]
         return ", ".join(parts)
 
+    @property
+    def is_plain(self) -> bool:
+        """Termination kept, no action repeat, per-episode eval seeds: what most benchmarks use."""
+        return self == EnvProtocol()
+
     def plain(self) -> dict[str, Any]:
         return {"ignore_termination": self.ignore_termination, "action_repeat": self.action_repeat,
                 "eval_seed_offset": self.eval_seed_offset}
@@ -80,17 +84,8 @@ _EVAL_DEFAULTS: dict[str, tuple[int, int, int]] = {"hb": (25_000, 10, 2_500)}
 _EVAL_DEFAULT = (10_000, 5, 1)
 
 
-#: task-id prefixes of environments (the continuous-control tasks of ``adapters.rl.envs``)
-ENV_PREFIXES = ("gym", "dmc", "hb")
-
-
 def _prefix(task: str) -> str:
     return str(task).partition(":")[0]
-
-
-def applies_to(task: str) -> bool:
-    """Whether ``task`` is an environment, so that a protocol applies to it."""
-    return _prefix(task) in ENV_PREFIXES
 
 
 def env_protocol(task: str, settings: Mapping[str, Any]) -> EnvProtocol:

@@ -1,4 +1,7 @@
-"""What an SB3 trial's checkpoint holds besides the model zip: replay buffer and RNG states.
+"""What an SB3 trial's checkpoint holds, and how it is written and restored.
+
+Besides SB3's own model zip (policy, optimizers, counters, temperature): the replay buffer, the
+global random generators, δ's tuner and the environments' generators.
 
 SB3's own ``save_replay_buffer`` pickles the whole preallocated buffer (1M rows whatever the fill,
 2.8 GB for Humanoid); :func:`save_replay_buffer` writes only the filled rows, so checkpointing
@@ -7,14 +10,21 @@ after every evaluation stays proportional to the steps taken.
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-__all__ = ["save_replay_buffer", "load_replay_buffer", "save_rng_state", "load_rng_state"]
+from adapters.errors import ConfigError
+from adapters.rl.settings import sb3_class
+from adapters.trial import TrialSpec
+
+__all__ = [
+    "save_replay_buffer", "load_replay_buffer", "save_rng_state", "load_rng_state", "write_state", "restore",
+    "identity", "check_same_trial",
+]
 
 _SCALARS = ("pos", "full")
 
@@ -51,6 +61,8 @@ def load_replay_buffer(buffer: Any, path: str | Path) -> None:
 
 def save_rng_state(path: str | Path) -> None:
     """Save the global Python, NumPy and torch (CPU and CUDA) generators."""
+    import torch
+
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -59,9 +71,73 @@ def save_rng_state(path: str | Path) -> None:
 
 def load_rng_state(path: str | Path) -> None:
     """Restore :func:`save_rng_state`'s generators (CUDA only if the device count matches)."""
+    import torch
+
     state = torch.load(path, weights_only=False)
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------------------------
+# A whole trial's state
+# --------------------------------------------------------------------------------------------
+
+_MODEL, _REPLAY, _TUNER, _RNG, _ENVS = "model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt"
+
+
+def write_state(directory: Path, model: Any, callback: Any, envs: dict[str, Any]) -> None:
+    import torch
+
+    from adapters.rl.envs import rng_state
+
+    model.save(directory / _MODEL)  # policy, optimizers, counters, temperature (SB3's format)
+    if getattr(model, "replay_buffer", None) is not None:
+        save_replay_buffer(model.replay_buffer, directory / _REPLAY)
+    if callback is not None:
+        torch.save(callback.state_dict(), directory / _TUNER)
+    save_rng_state(directory / _RNG)
+    torch.save({name: rng_state(env) for name, env in envs.items()}, directory / _ENVS)
+
+
+def identity(spec: TrialSpec) -> dict[str, Any]:
+    """What a checkpoint must have been written with to be resumed (JSON-normalised)."""
+    identity = {"algo": spec.algo, "task": spec.task, "seed": spec.seed, "settings": dict(spec.settings)}
+    return json.loads(json.dumps(identity, sort_keys=True, default=str))
+
+
+def check_same_trial(spec: TrialSpec, saved: dict[str, Any] | None, state_dir: Path) -> None:
+    if saved is not None and saved != identity(spec):
+        raise ConfigError(
+            f"the checkpoint in {state_dir.parent} belongs to another trial ({saved}); "
+            f"write {spec.algo} on {spec.task} (seed {spec.seed}) to a new output folder"
+        )
+
+
+def restore(spec: TrialSpec, state_dir: Path, envs: dict[str, Any], device: Any, callback: Any) -> Any:
+    import torch
+
+    from adapters.rl.envs import set_rng_state
+
+    env = envs["train"]
+    try:
+        model = sb3_class(spec.algo).load(state_dir / _MODEL, env=env, device=device)
+        if (state_dir / _REPLAY).exists():
+            load_replay_buffer(model.replay_buffer, state_dir / _REPLAY)
+    except (ValueError, KeyError) as error:  # SB3 refuses other spaces or policy kwargs
+        raise ConfigError(
+            f"cannot resume {spec.algo} on {spec.task} from {state_dir.parent}: {error}; the checkpoint "
+            f"was written with other settings: write to a new output folder"
+        ) from error
+    if callback is not None and (state_dir / _TUNER).exists():
+        callback.load_state_dict(torch.load(state_dir / _TUNER, weights_only=False))
+    if (state_dir / _ENVS).exists():  # the eval env's generator, the simulator-step count
+        for name, state in torch.load(state_dir / _ENVS, weights_only=False).items():
+            set_rng_state(envs[name], state)
+    # The env cannot be checkpointed: the resumed trial starts a fresh episode, seeded from the step.
+    model.env.seed(spec.seed + model.num_timesteps)
+    model.action_space.seed(spec.seed + model.num_timesteps)
+    load_rng_state(state_dir / _RNG)
+    return model

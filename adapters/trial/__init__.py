@@ -2,91 +2,19 @@
 
 A trial is a plain function, ``run_trial(spec, checkpoint_dir)``, that yields one
 :class:`EvalRecord` per evaluation. The harness runs it in-process (``era trial``) or under Ray
-Tune; the adapters know nothing of either.
+Tune; the adapters know nothing of either. ``spec`` defines the two records, ``checkpoint`` the
+one on-disk format of a trial's state (both its writing and its reading side).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from adapters.trial.checkpoint import TrialCheckpoint
-from adapters.errors import TrainingDivergedError
+from adapters.trial.spec import EvalRecord, TrialSpec
 
-__all__ = ["TrialSpec", "EvalRecord", "run_trial", "validate_trial"]
-
-
-@dataclass(frozen=True)
-class TrialSpec:
-    """Everything that determines one trial.
-
-    Attributes:
-        algo: algorithm name from the registry (``sac``, ``sac-era``, ``resnet-era``, ...).
-        task: task id (``gym:Pendulum-v1``, ``dmc:cartpole-swingup``, ``digits``, ...).
-        seed: the trial's seed; the same spec gives the same evaluations.
-        budget: training budget in the family's unit (env steps for RL, epochs for vision, GRPO
-            steps for LLMs).
-        eval_every: evaluate every this many budget units (``None``: the family's default).
-        eval_episodes: episodes (RL) per evaluation.
-        settings: algorithm settings (ERA targets, library hyperparameters, architecture, ...).
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
-    """
-
-    algo: str
-    task: str
-    seed: int
-    budget: int
-    eval_every: int | None = None
-    eval_episodes: int = 5
-    settings: Mapping[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-
-
-@dataclass
-class EvalRecord:
-    """One evaluation of a trial.
-
-    ``score`` is the family's headline number (mean deterministic return; top-1 accuracy in %);
-    ``entropy`` is the mean entropy of the distribution outputs are actually sampled from;
-    ``wall_time_s`` counts training time since the trial started, across resumes. Family-specific
-    numbers (``gaussian_entropy``, ``delta``, ``top5``, ``ece``, ...) go in ``metrics``.
-    """
-
-    step: int
-    score: float
-    entropy: float
-    wall_time_s: float
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    def as_row(self) -> dict[str, float]:
-        """A flat dict: the four fields, then the metrics."""
-        row = {k: v for k, v in asdict(self).items() if k != "metrics"}
-        row.update(self.metrics)
-        return row
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "EvalRecord":
-        core = {"step", "score", "entropy", "wall_time_s"}
-        return cls(
-            step=int(row["step"]),
-            score=float(row["score"]),
-            entropy=float(row["entropy"]),
-            wall_time_s=float(row["wall_time_s"]),
-            metrics={k: float(v) for k, v in row.items() if k not in core},
-        )
-
-    def check_finite(self, spec: TrialSpec) -> None:
-        """Raise :class:`TrainingDivergedError` if any number is NaN or infinite."""
-        bad = [k for k, v in self.as_row().items() if not math.isfinite(float(v))]
-        if bad:
-            raise TrainingDivergedError(
-                f"trial {spec.algo} on {spec.task} (seed {spec.seed}) produced non-finite "
-                f"{', '.join(bad)} at step {self.step}: lower the learning rate or check the task's "
-                f"rewards and observations"
-            )
+__all__ = ["TrialSpec", "EvalRecord", "TrialCheckpoint", "run_trial", "validate_trial"]
 
 
 def validate_trial(spec: TrialSpec) -> None:
@@ -96,7 +24,8 @@ def validate_trial(spec: TrialSpec) -> None:
     family_for(spec.algo).validate(spec)
 
 
-def run_trial(spec: TrialSpec, checkpoint_dir: str | Path | None = None) -> Iterator[EvalRecord]:
+def run_trial(spec: TrialSpec, checkpoint_dir: str | Path | None = None, *,
+              validate: bool = True) -> Iterator[EvalRecord]:
     """Run one trial, yielding a record per evaluation.
 
     With ``checkpoint_dir``, the trial saves its full state (and the records so far) there after
@@ -106,7 +35,8 @@ def run_trial(spec: TrialSpec, checkpoint_dir: str | Path | None = None) -> Iter
     from adapters.registry import family_for
 
     family = family_for(spec.algo)
-    family.validate(spec)
+    if validate:  # False where the caller has validated this spec already (era trial, era run's driver)
+        family.validate(spec)
     for record in family.run(spec, TrialCheckpoint(checkpoint_dir)):
         record.check_finite(spec)
         yield record

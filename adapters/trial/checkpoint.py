@@ -1,8 +1,13 @@
-"""An atomically replaced, directory-backed checkpoint of one trial.
+"""An atomically replaced, directory-backed checkpoint of one trial: the one owner of its format.
 
 Layout: ``DIR/current/`` holds the family's state files and ``progress.json`` (the records so far
 and free-form counters). A save writes a fresh ``DIR/tmp-<pid>/`` and swaps it in with renames,
-so a crash leaves either the old or the new checkpoint, never a half-written one.
+so a crash leaves either the old or the new checkpoint, never a half-written one (a crash between
+the two renames leaves ``DIR/previous/``, which is read instead).
+
+The reading side serves readers that see a checkpoint as files on some filesystem (the harness
+reads Tune's copies from local disk or object storage): :data:`PROGRESS_PATHS` and
+:func:`parse_progress`.
 """
 
 from __future__ import annotations
@@ -12,20 +17,40 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from adapters.trial import EvalRecord
+from adapters.trial.spec import EvalRecord
 
-__all__ = ["TrialCheckpoint", "Restored"]
+__all__ = ["TrialCheckpoint", "Restored", "Progress", "PROGRESS_PATHS", "parse_progress"]
 
 _PROGRESS = "progress.json"
+#: where a checkpoint folder keeps its records, in the order a reader should try them
+PROGRESS_PATHS = (f"current/{_PROGRESS}", f"previous/{_PROGRESS}")
+
+
+class Progress:
+    """What ``progress.json`` holds: the records so far (as plain rows) and the family's counters."""
+
+    def __init__(self, rows: list[dict[str, float]], counters: dict[str, Any]) -> None:
+        self.rows = rows
+        self.counters = counters
+
+    def records(self) -> list[EvalRecord]:
+        return [EvalRecord.from_row(row) for row in self.rows]
+
+
+def parse_progress(text: str | bytes) -> Progress:
+    """Read a ``progress.json``; raises ``ValueError`` if it is not one."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or not isinstance(data.get("records"), list):
+        raise ValueError("not a trial checkpoint's progress.json: it has no list of records")
+    return Progress(data["records"], data.get("counters", {}))
 
 
 class Restored:
     """What a trial resumes from: the state directory, the records so far and the counters."""
 
-    def __init__(self, state_dir: Path, records: list["EvalRecord"], counters: dict[str, Any]):
+    def __init__(self, state_dir: Path, records: list[EvalRecord], counters: dict[str, Any]):
         self.state_dir = state_dir
         self.records = records
         self.counters = counters
@@ -53,23 +78,20 @@ class TrialCheckpoint:
 
     def load(self) -> Restored | None:
         """The last saved checkpoint, or ``None`` if there is none."""
-        from adapters.trial import EvalRecord
-
         current = self._current()
         if current is None:
             return None
-        progress = json.loads((current / _PROGRESS).read_text())
-        records = [EvalRecord.from_row(row) for row in progress["records"]]
-        return Restored(current, records, progress.get("counters", {}))
+        progress = parse_progress((current / _PROGRESS).read_text())
+        return Restored(current, progress.records(), progress.counters)
 
-    def records(self) -> list["EvalRecord"]:
+    def records(self) -> list[EvalRecord]:
         restored = self.load()
         return restored.records if restored else []
 
     def save(
         self,
         write_state: Callable[[Path], None],
-        records: list["EvalRecord"],
+        records: list[EvalRecord],
         counters: dict[str, Any] | None = None,
     ) -> None:
         """Write a new checkpoint: ``write_state(dir)`` writes the family's files into ``dir``."""

@@ -24,10 +24,10 @@ from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.device import select_device
 from adapters.errors import ConfigError
 from adapters.trial import EvalRecord, TrialSpec
-from adapters.vision.settings import ALGORITHMS, RECIPES, VisionSettings, allowed_settings, resolve_settings
+from adapters.vision.settings import DEFAULTS, RECIPES, VisionSettings, allowed_settings, resolve_settings
 
 __all__ = [
-    "ALGORITHMS",
+    "DEFAULTS",
     "RECIPES",
     "VisionSettings",
     "allowed_settings",

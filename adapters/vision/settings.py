@@ -15,10 +15,11 @@ from typing import Any
 from adapters.errors import ConfigError, check_known_settings, unknown_name
 from adapters.trial import TrialSpec
 
-__all__ = ["ALGORITHMS", "RECIPES", "VisionSettings", "allowed_settings", "resolve_settings"]
+__all__ = ["DEFAULTS", "RECIPES", "VisionSettings", "allowed_settings", "resolve_settings"]
 
-#: this family's algorithms -> the settings each adds to the common ones, with their defaults
-ALGORITHMS: dict[str, dict[str, Any]] = {
+#: this family's algorithms (rows of adapters.registry) -> the settings each adds to the common ones, with
+#: their defaults
+DEFAULTS: dict[str, dict[str, Any]] = {
     "resnet": {},
     # label_smoothing is offered with ERA because the authors combined them (timm --jsd, 0.1)
     "resnet-era": {"min_entropy": 0.6, "tau": 4.0, "inverse": "series", "label_smoothing": 0.0},
@@ -79,7 +80,7 @@ _COMMON = [f.name for f in fields(VisionSettings) if f.name not in _ALGO_ONLY]
 
 def allowed_settings(algo: str) -> list[str]:
     """The setting names ``algo`` accepts."""
-    return _COMMON + list(ALGORITHMS[algo])
+    return _COMMON + list(DEFAULTS[algo])
 
 
 def _number(low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable[[Any], bool]:
@@ -129,13 +130,13 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 def resolve_settings(spec: TrialSpec) -> VisionSettings:
     """The trial's settings over the task's recipe and the defaults; unknown keys and bad values
     raise ConfigError (range checks that need the data, such as min_entropy's, are in validate)."""
-    if spec.algo not in ALGORITHMS:
-        raise unknown_name("vision algorithm", spec.algo, ALGORITHMS)
+    if spec.algo not in DEFAULTS:
+        raise unknown_name("vision algorithm", spec.algo, DEFAULTS)
     settings: Mapping[str, Any] = spec.settings or {}
     check_known_settings(spec.algo, settings, allowed_settings(spec.algo))
     from adapters.vision.data import parse_task
 
-    values = {**RECIPES[parse_task(spec.task).kind], **ALGORITHMS[spec.algo], **settings}
+    values = {**RECIPES[parse_task(spec.task).kind], **DEFAULTS[spec.algo], **settings}
     if values.get("cifar_stem") == "auto":
         values["cifar_stem"] = None
     for key, value in values.items():

@@ -55,11 +55,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def _write_report(out: Path, report_dir: Path) -> int:
-    try:
-        from harness.report import write_report
-    except ImportError:
-        print("era run: the report module is not available; results are in place")
-        return EXIT_OK
+    from harness.report import write_report
+
     try:
         path = write_report(out, report_dir)
     except Exception as error:  # noqa: BLE001 - results stay valid; say how to retry

@@ -1,4 +1,5 @@
-"""``era trial``: one trial in-process (no Ray), with progress, resumable, results as parquet."""
+"""``era trial``: one trial in-process (no Ray), with progress, resumable; its folder holds the
+same tables as ``era run``'s (through ``harness.store``), so ``era report`` reads it alike."""
 
 from __future__ import annotations
 
@@ -10,14 +11,15 @@ from pathlib import Path
 import yaml
 
 from adapters.trial.checkpoint import TrialCheckpoint
-from adapters.rl.protocol import default_eval_episodes
 from adapters.errors import ConfigError, EraError, MissingDependencyError
-from adapters.registry import ALGORITHMS, budget_unit
-from adapters.trial import EvalRecord, TrialSpec, run_trial, validate_trial
+from adapters.registry import ALGORITHMS, budget_unit, default_eval_episodes
+from adapters.trial import TrialSpec, run_trial, validate_trial
 from harness.errors import EXIT_FAILED, EXIT_OK, command_error
-from harness.store import write_json_atomic, write_parquet_atomic
+from harness.store import TrialState, write_trial_tables
+from harness.store.provenance import code_version, environment
+from harness.suite import Trial
 
-__all__ = ["add_parser", "parse_settings", "records_frame"]
+__all__ = ["add_parser", "parse_settings"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -58,14 +60,6 @@ def parse_settings(pairs: list[str]) -> dict:
     return settings
 
 
-def records_frame(spec: TrialSpec, records: list[EvalRecord]):
-    """The results table of one trial: ``algo, task, seed`` then each record's row."""
-    import pandas as pd
-
-    rows = [{"algo": spec.algo, "task": spec.task, "seed": spec.seed, **r.as_row()} for r in records]
-    return pd.DataFrame(rows)
-
-
 def _spec_from_args(args: argparse.Namespace) -> TrialSpec:
     unit = budget_unit(args.algo)
     given, amount = ("steps", args.steps) if args.steps is not None else ("epochs", args.epochs)
@@ -79,18 +73,10 @@ def _spec_from_args(args: argparse.Namespace) -> TrialSpec:
         seed=args.seed,
         budget=amount,
         eval_every=args.eval_every,
-        eval_episodes=args.eval_episodes if args.eval_episodes is not None else default_eval_episodes(args.task),
+        eval_episodes=args.eval_episodes if args.eval_episodes is not None else default_eval_episodes(args.algo, args.task),
         settings=parse_settings(args.settings),
         device=args.device,
     )
-
-
-def _write_environment(out: Path, spec: TrialSpec) -> None:
-    """``DIR/environment.json``: the code and package versions (and, for ``hb:``, which
-    HumanoidBench) that this run of the trial used."""
-    from harness.store.provenance import code_version, environment
-
-    write_json_atomic({"code_version": code_version(), **environment(spec.task)}, out / "environment.json")
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -101,33 +87,38 @@ def run_command(args: argparse.Namespace) -> int:
         return command_error("trial", error)
     out = args.out or Path("runs") / f"{spec.algo}-{spec.task.replace(':', '_').replace('/', '_')}-{spec.seed}"
     checkpoint = TrialCheckpoint(out / "checkpoint")
-    _write_environment(out, spec)
+    trial = Trial.single(spec, suite=out.resolve().name)
+    state = TrialState(trial.trial_id, status="running", code_version=code_version(),
+                       environment=environment(spec.task), started_at=time.time())
     records = checkpoint.records()
     if records:
         print(f"resuming {spec.algo} on {spec.task} from step {records[-1].step}", flush=True)
-    unit = budget_unit(spec.algo)
     started = time.monotonic()
-    resumed_count = len(records)
     try:
-        for record in run_trial(spec, checkpoint.directory):
+        for record in run_trial(spec, checkpoint.directory, validate=False):  # validated above
             records.append(record)
-            write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
+            state.records = [r.as_row() for r in records]
+            write_trial_tables(out, trial, state)
             extras = "".join(f" {k}={v:.4g}" for k, v in record.metrics.items())
             print(
-                f"[{spec.algo} {spec.task} seed {spec.seed}] {unit[:-1]} {record.step}/{spec.budget} "
+                f"[{spec.algo} {spec.task} seed {spec.seed}] {trial.unit[:-1]} {record.step}/{spec.budget} "
                 f"score={record.score:.4g} entropy={record.entropy:.4g}{extras} "
                 f"({time.monotonic() - started:.0f}s)",
                 flush=True,
             )
-    except ConfigError as error:
+    except ConfigError as error:  # e.g. the output folder holds another trial's checkpoint
         return command_error("trial", error)
     except EraError as error:
+        state.status, state.error, state.finished_at = "failed", str(error), time.time()
+        state.records = [r.as_row() for r in records]
+        write_trial_tables(out, trial, state)
         print(f"era trial: trial failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     if not records:
         print("era trial: the trial produced no evaluation", file=sys.stderr)
         return EXIT_FAILED
-    if len(records) == resumed_count:  # a finished trial re-run: its table may have been removed
-        write_parquet_atomic(records_frame(spec, records), out / "results.parquet")
+    state.status, state.finished_at = "done", time.time()
+    state.records = [r.as_row() for r in records]
+    write_trial_tables(out, trial, state)
     print(f"wrote {out / 'results.parquet'} ({len(records)} evaluations)")
     return EXIT_OK

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ray.tune import Callback
 
-from harness.run.recorder import error_of
+from harness.run.recorder import error_of, trial_of
 
 __all__ = ["ProgressPrinter", "format_elapsed"]
 
@@ -23,8 +23,7 @@ def format_elapsed(seconds: float) -> str:
 
 
 def _label(trial) -> str:
-    config = trial.config["trial"]
-    return f"{config['variant']} {config['spec']['task']} seed {config['spec']['seed']}"
+    return trial_of(trial).label
 
 
 class ProgressPrinter(Callback):

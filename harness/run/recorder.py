@@ -1,7 +1,7 @@
 """The driver's record of a suite run: a Tune callback that keeps ``DIR/trials/<id>.json`` current.
 
-After each checkpoint it reads the records the adapters keep inside it (``current/progress.json``)
-and the worker's environment, and remembers where the checkpoint is, so that a later run resumes
+After each checkpoint it reads the records the adapters keep inside it (through
+``adapters.trial.checkpoint``, which owns that format) and the worker's environment, and remembers where the checkpoint is, so that a later run resumes
 from it. Statuses come from Tune's trial events. Tables are rewritten at most every few seconds
 and at the end.
 """
@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune import Callback
 
-from harness.store import TrialState, write_state, write_tables
+from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
 from harness.run.trainable import ENVIRONMENT_FILE
+from harness.store import TrialState, write_state, write_tables
 
 if TYPE_CHECKING:
     from ray.tune import Checkpoint
@@ -27,9 +28,8 @@ if TYPE_CHECKING:
 
     from harness.suite import Suite, Trial
 
-__all__ = ["Recorder", "read_checkpoint", "checkpoint_pointer", "resume_point", "error_of"]
+__all__ = ["Recorder", "read_checkpoint", "checkpoint_pointer", "resume_point", "error_of", "trial_of"]
 
-_PROGRESS = "current/progress.json"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote traceback's first line
 
 
@@ -47,20 +47,30 @@ def _open(pointer: str):
     return pyarrow.fs.LocalFileSystem(), pointer
 
 
-def _read_json(fs, path: str) -> Any | None:
+def _read(fs, path: str) -> bytes | None:
     try:
         with fs.open_input_stream(path) as stream:
-            return json.loads(stream.readall())
-    except (FileNotFoundError, OSError, ValueError):
+            return stream.readall()
+    except (FileNotFoundError, OSError):
         return None
 
 
 def read_checkpoint(fs, path: str) -> tuple[list[dict[str, float]], dict[str, Any]] | None:
     """The records and worker environment inside one checkpoint, or ``None`` if it is unreadable."""
-    progress = _read_json(fs, f"{path}/{_PROGRESS}")
-    if progress is None:
-        return None
-    return progress["records"], _read_json(fs, f"{path}/{ENVIRONMENT_FILE}") or {}
+    for relative in PROGRESS_PATHS:
+        text = _read(fs, f"{path}/{relative}")
+        if text is None:
+            continue
+        try:
+            progress = parse_progress(text)
+        except ValueError:
+            continue
+        environment = _read(fs, f"{path}/{ENVIRONMENT_FILE}")
+        try:
+            return progress.rows, json.loads(environment) if environment else {}
+        except ValueError:
+            return progress.rows, {}
+    return None
 
 
 def resume_point(pointer: str | None) -> str | None:
@@ -122,8 +132,16 @@ def error_of(trial: "TuneTrial") -> tuple[str, str]:
     return (lines[-1] if lines else text), text
 
 
+def trial_of(trial: "TuneTrial") -> "Trial":
+    """The suite's trial behind one of Tune's (the harness's config is ``{"trial": Trial.to_dict()
+    plus "resume_from"}``)."""
+    from harness.suite import Trial
+
+    return Trial.from_dict(trial.config["trial"])
+
+
 def trial_key(trial: "TuneTrial") -> str:
-    return trial.config["trial"]["trial_id"]
+    return trial_of(trial).trial_id
 
 
 class Recorder(Callback):

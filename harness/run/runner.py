@@ -103,15 +103,16 @@ def plan_run(suite: Suite, trials: Sequence[Trial], options: RunOptions) -> dict
     return read_states(options.out, [t.trial_id for t in trials])
 
 
-def _dirname(trial) -> str:
-    config = trial.config["trial"]
-    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{config['variant']}_{config['spec']['task']}")[:80]
-    return f"{slug}_s{config['spec']['seed']}_{config['trial_id']}"
+def _dirname(tune_trial) -> str:
+    from harness.run.recorder import trial_of
+
+    trial = trial_of(tune_trial)
+    slug = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{trial.variant}_{trial.spec.task}")[:80]
+    return f"{slug}_s{trial.spec.seed}_{trial.trial_id}"
 
 
 def _resources(config: dict) -> dict[str, float]:
-    wanted = config["trial"]["resources"]
-    return {"cpu": wanted["cpus"], "gpu": wanted["gpus"]}
+    return Trial.from_dict(config["trial"]).resources.tune()
 
 
 def _export_worker_env() -> None:
@@ -252,7 +253,7 @@ def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], o
     from harness.run.recorder import resume_point
     from harness.run.trainable import run_suite_trial
 
-    configs = [{**t.config(), "resume_from": resume_point(states[t.trial_id].checkpoint)} for t in todo]
+    configs = [{**t.to_dict(), "resume_from": resume_point(states[t.trial_id].checkpoint)} for t in todo]
     return tune.Tuner(
         tune.with_resources(run_suite_trial, _resources),
         param_space={"trial": tune.grid_search(configs)},

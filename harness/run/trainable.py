@@ -39,14 +39,14 @@ def metrics_of(row: Mapping[str, float]) -> dict[str, float]:
 
 
 def run_suite_trial(config: dict[str, Any]) -> None:
-    """Tune function trainable: ``config = {"trial": {**Trial.config(), "resume_from": str | None}}``."""
+    """Tune function trainable: ``config = {"trial": {**Trial.to_dict(), "resume_from": str | None}}``."""
     from ray import tune
 
     from adapters.trial import run_trial
     from harness.store.provenance import environment
     from harness.suite import Trial
 
-    trial = Trial.from_config(config["trial"])
+    trial = Trial.from_dict(config["trial"])
     workdir = Path(tempfile.mkdtemp(prefix=f"era-{trial.trial_id}-"))
     try:
         source = tune.get_checkpoint()  # set when Tune retries this trial within the run

@@ -44,6 +44,7 @@ __all__ = [
     "results_frame",
     "trials_frame",
     "write_tables",
+    "write_trial_tables",
     "RESULT_COLUMNS",
 ]
 
@@ -172,9 +173,9 @@ def _settings_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def results_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState], normalization: str | None,
-                  benchmark_none: bool = False) -> pd.DataFrame:
-    """One row per (trial, step) with the normalized score (NaN where the task has no reference)."""
+def results_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState], benchmark: str) -> pd.DataFrame:
+    """One row per (trial, step) with the normalized score on ``benchmark``'s table (a suite's
+    ``benchmark``: a table, ``auto`` or ``none``; NaN where the task has no reference there)."""
     rows = []
     for trial in trials:
         state = states[trial.trial_id]
@@ -198,21 +199,18 @@ def results_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState], n
     settings = [c for c in frame.columns if c.startswith("setting.")]
     metrics = [c for c in frame.columns if c not in RESULT_COLUMNS and c not in settings and c not in ("unit", "budget")]
     frame = frame[RESULT_COLUMNS + metrics + ["unit", "budget"] + settings]
-    if not benchmark_none:
-        frame["normalized_score"] = _normalize(frame, normalization)
+    frame["normalized_score"] = _normalize(frame, benchmark)
     frame["seed"] = frame["seed"].astype("int64")
     frame["step"] = frame["step"].astype("int64")
     return _settings_columns(frame)
 
 
-def _normalize(frame: pd.DataFrame, normalization: str | None) -> pd.Series:
-    try:
-        from harness.stats.normalize import normalized_score
-    except ImportError:  # reports still work on raw scores
-        return pd.Series(math.nan, index=frame.index)
+def _normalize(frame: pd.DataFrame, benchmark: str) -> pd.Series:
+    from harness.stats.normalize import normalized_score
+
     out = pd.Series(math.nan, index=frame.index, dtype="float64")
     for task, index in frame.groupby("task").groups.items():
-        out.loc[index] = normalized_score(normalization, task, frame.loc[index, "score"].to_numpy())
+        out.loc[index] = normalized_score(benchmark, task, frame.loc[index, "score"].to_numpy())
     return out
 
 
@@ -254,8 +252,29 @@ def write_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"],
     plain = suite.plain()
     plain["trials"] = len(trials)
     write_json_atomic(plain, out / "suite.json")
-    results = results_frame(trials, states, suite.normalization, benchmark_none=suite.benchmark == "none")
+    return _write_frames(out, trials, states, suite.benchmark)
+
+
+def _write_frames(out: Path, trials: Sequence["Trial"], states: Mapping[str, TrialState],
+                  benchmark: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    results = results_frame(trials, states, benchmark)
     table = trials_frame(trials, states)
     write_parquet_atomic(results, out / "results.parquet")
     write_parquet_atomic(table, out / "trials.parquet")
     return results, table
+
+
+def write_trial_tables(out: str | Path, trial: "Trial", state: TrialState) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What ``era trial`` writes: the folder of a one-trial suite, in the schema ``era run`` writes
+    (``suite.json``, ``results.parquet``, ``trials.parquet``), so ``era report`` reads both alike."""
+    out = Path(out)
+    spec = trial.spec
+    plain = {
+        "name": trial.suite, "description": f"era trial --algo {spec.algo} --task {spec.task} --seed {spec.seed}",
+        "benchmark": "auto", "paper": None,
+        "variants": [{"algo": trial.variant, "base_algo": trial.base_algo, "label": trial.variant,
+                      "settings": dict(spec.settings), "sweep": dict(trial.sweep)}],
+        "tasks": [spec.task], "seeds": [spec.seed], "trials": 1,
+    }
+    write_json_atomic(plain, out / "suite.json")
+    return _write_frames(out, [trial], {trial.trial_id: state}, "auto")

@@ -11,7 +11,6 @@ import socket
 import subprocess
 from functools import lru_cache
 from importlib import metadata
-from pathlib import Path
 
 __all__ = ["code_version", "package_versions", "environment"]
 

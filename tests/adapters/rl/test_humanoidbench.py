@@ -22,7 +22,7 @@ import yaml
 
 from adapters.rl.protocol import EnvProtocol
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 HB_SPEC = importlib.util.find_spec("humanoid_bench")
 HB_DIR = Path(list(HB_SPEC.submodule_search_locations)[0]) if HB_SPEC else None
 needs_hb = pytest.mark.skipif(
@@ -293,17 +293,17 @@ def test_era_list_shows_the_authors_protocol_and_layernorm_critics():
 
 @needs_hb
 def test_eval_env_is_seeded_once_with_seed_plus_42():
-    from adapters import rl as sb3
+    from adapters.rl.evaluation import eval_seeds
     from adapters.rl.envs import make_env
     from adapters.trial import TrialSpec
 
     spec = TrialSpec("sac", "hb:h1-walk-v0", seed=7, budget=100, eval_episodes=3)
     protocol = EnvProtocol(True, 2, 42)
-    assert sb3._eval_seeds(spec, protocol, 0) == [49, None, None]
-    assert sb3._eval_seeds(spec, protocol, 1) == [None, None, None]
+    assert eval_seeds(spec, protocol, 0) == [49, None, None]
+    assert eval_seeds(spec, protocol, 1) == [None, None, None]
     env = make_env(spec.task, protocol=protocol)
     reference = make_env(spec.task, protocol=protocol)
-    starts = [env.reset(seed=s)[0] for s in sb3._eval_seeds(spec, protocol, 0)]
+    starts = [env.reset(seed=s)[0] for s in eval_seeds(spec, protocol, 0)]
     np.testing.assert_array_equal(starts[0], reference.reset(seed=49)[0])
     np.testing.assert_array_equal(starts[1], reference.reset()[0])  # the generator runs on
     assert not np.array_equal(starts[1], starts[2])

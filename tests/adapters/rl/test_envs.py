@@ -1,6 +1,6 @@
 """Task ids -> environments: prefixes, DeepMind Control wrapper, MuJoCo, protocol wrappers.
 
-HumanoidBench has its own file, tests/test_humanoidbench.py.
+HumanoidBench has its own file, tests/adapters/rl/test_humanoidbench.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 from adapters.rl import envs
 from adapters.rl.protocol import (
-    ENV_PREFIXES, EnvProtocol, default_eval_episodes, default_eval_every, env_protocol,
+    EnvProtocol, default_eval_episodes, default_eval_every, env_protocol,
 )
 from adapters.rl.envs import DmcEnv, make_env, parse_task, validate_task
 from adapters.errors import ConfigError, UnknownNameError
@@ -185,4 +185,3 @@ def test_protocol_defaults_per_benchmark():
     assert default_eval_every("hb:h1-walk-v0", 500) == 2_500  # beyond the budget: one evaluation, at the end
     assert default_eval_every("gym:Hopper-v5", 1_000_000) == 10_000
     assert (default_eval_episodes("hb:h1-walk-v0"), default_eval_episodes("gym:Hopper-v5")) == (10, 5)
-    assert set(envs.TASK_PREFIXES) == set(ENV_PREFIXES)

@@ -21,7 +21,7 @@ import pytest
 from harness.cli import main
 from local_cluster import LocalCluster
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ERA = [sys.executable, "-m", "harness.cli"]
 TINY_PPO = "{n_steps: 64, batch_size: 32, n_epochs: 1, policy_kwargs: {net_arch: [16]}}"
 

@@ -11,7 +11,7 @@ from harness.cli import main
 from harness.errors import SuiteError
 from harness.suite import expand, load_and_expand, load_suite
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUITES = sorted((ROOT / "suites").glob("*.yaml"))
 
 BASE = """\

@@ -18,7 +18,7 @@ from harness.stats.normalize import (
     reference_tables,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_gym_mujoco_v4_uses_the_simbav2_table():

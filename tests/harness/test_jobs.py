@@ -1,7 +1,7 @@
 """era submit / status / logs / stop / sync without a cluster: addresses, tokens, what a job runs,
 what it ships, storage, bad input, and GPU trials' resources as Tune places them.
 
-The commands against a real cluster are in tests/test_multinode.py.
+The commands against a real cluster are in tests/harness/test_multinode.py.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adapters import rl as sb3
+from adapters.rl.evaluation import eval_seeds, evaluate
+from adapters.rl.model import build_model
+from adapters.rl.settings import describe
+from adapters.rl.state import restore
 from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.rl.protocol import EnvProtocol
 from adapters.errors import ConfigError, UnknownNameError
@@ -86,7 +89,7 @@ def test_settings_reach_sb3():
                                   "policy_kwargs": {"net_arch": [16], "activation_fn": "elu"}})
     from adapters.rl.envs import make_env
 
-    model = sb3.build_model(spec, make_env(spec.task))
+    model = build_model(spec, make_env(spec.task))
     assert model.learning_rate == 1e-3 and model.gamma == 0.95 and model.train_freq.frequency == 2
     assert model.ent_coef == "auto" and model.target_entropy == -1.0  # SB3's SAC defaults otherwise
     assert model.policy.actor.latent_pi[1].__class__.__name__ == "ELU"
@@ -112,12 +115,12 @@ def test_describe_names_networks_protocol_and_evaluation():
     spec = _spec("sac", settings={"critic_layer_norm": True, "action_repeat": 2,
                                   "policy_kwargs": {"net_arch": [64, 32], "activation_fn": "ELU"}},
                  budget=1000, eval_every=250, eval_episodes=3)
-    assert sb3.describe(spec) == (
+    assert describe(spec) == (
         "actor 64x32 ELU; critics 2 x 64x32 LayerNorm+ELU; termination kept, action repeat 2 (budget in agent "
         "steps), one derived seed per eval episode; eval every 250 agent steps x 3 deterministic episodes")
-    era = sb3.describe(_spec("sac-era", settings={}, budget=1000))
+    era = describe(_spec("sac-era", settings={}, budget=1000))
     assert "critics 2 x 256x256 ReLU" in era and "delta auto (Adam 0.003 per dim)" in era
-    assert sb3.describe(_spec("ppo", settings={}, budget=1000)).startswith("policy 64x64 Tanh; value 64x64 Tanh")
+    assert describe(_spec("ppo", settings={}, budget=1000)).startswith("policy 64x64 Tanh; value 64x64 Tanh")
 
 
 def test_sac_with_layernorm_critics_trains_through_the_trial():
@@ -135,7 +138,7 @@ def test_sac_era_learns_pendulum_beyond_a_random_policy():
     from adapters.rl.envs import make_env
 
     env = make_env(spec.task)
-    random_returns, _ = sb3.evaluate(_RandomPolicy(env.action_space, 0), env, sb3._eval_seeds(spec, EnvProtocol(), 0))
+    random_returns, _ = evaluate(_RandomPolicy(env.action_space, 0), env, eval_seeds(spec, EnvProtocol(), 0))
     assert random_returns.mean() < -900
     assert record.score > random_returns.mean() + 500, (record.score, random_returns.mean())
     # the entropy the policy samples from, beside the pinned Gaussian entropy H0 + δ
@@ -170,7 +173,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
 
     callback = DeltaTuningCallback()
     envs = {"train": make_env(spec.task), "eval": make_env(spec.task)}
-    model = sb3._restore(spec, state, envs, "cpu", callback)
+    model = restore(spec, state, envs, "cpu", callback)
     assert model.num_timesteps == 100 and model.replay_buffer.pos == 100
     assert np.abs(model.replay_buffer.observations[:100]).sum() > 0
     assert float(model.actor.era.delta) == pytest.approx(first.metrics["delta"])

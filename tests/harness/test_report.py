@@ -235,17 +235,29 @@ def test_edge_cases_produce_notes_not_crashes(tmp_path):
     assert any("no baseline run" in n for n in report["notes"]) and report["probability_of_improvement"] == []
 
 
-def test_era_report_cli_default_location_and_era_trial_folder(tmp_path, monkeypatch):
-    trial = tmp_path / "runs" / "one"
-    trial.mkdir(parents=True)
-    pd.DataFrame({"algo": "sac", "task": "gym:Hopper-v5", "seed": 0, "step": [500, 1000], "score": [400.0, 900.0],
-                  "entropy": [1.0, 0.5], "wall_time_s": [1.0, 2.0]}).to_parquet(trial / "results.parquet")
+def test_era_report_cli_default_location_and_era_trial_folder(tmp_path, monkeypatch, capsys):
+    from adapters.trial import TrialSpec
+    from harness.store import TrialState, write_trial_tables
+    from harness.suite import Trial
+
+    folder = tmp_path / "runs" / "one"
+    trial = Trial.single(TrialSpec("sac", "gym:Hopper-v5", 0, 1000), suite="one")
+    records = [{"step": s, "score": v, "entropy": e, "wall_time_s": t}
+               for s, v, e, t in ((500, 400.0, 1.0, 1.0), (1000, 900.0, 0.5, 2.0))]
+    write_trial_tables(folder, trial, TrialState(trial.trial_id, status="done", records=records))  # as era trial does
     monkeypatch.chdir(tmp_path)
-    assert main(["report", str(trial), "--reps", "10"]) == 0
+    assert main(["report", str(folder), "--reps", "10"]) == 0
     report = json.loads((tmp_path / "reports" / "one" / "report.json").read_text())
     expected = normalized_score(None, "gym:Hopper-v5", 900.0)
     assert report["aggregates"]["sac"]["iqm"]["value"] == _round(expected)
     assert report["trials"]["done"] == 1
+
+    # a folder with only a results table (an older era trial's) is refused, not filled in
+    (tmp_path / "old").mkdir()
+    pd.read_parquet(folder / "results.parquet").to_parquet(tmp_path / "old" / "results.parquet")
+    assert main(["report", str(tmp_path / "old"), "--out", str(tmp_path / "old-report")]) == 2
+    assert "lacks trials.parquet, suite.json" in capsys.readouterr().err
+    assert not (tmp_path / "old-report").exists()
 
 
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):

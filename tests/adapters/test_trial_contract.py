@@ -8,7 +8,7 @@ import pytest
 
 from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.errors import TrainingDivergedError, UnknownNameError
-from adapters.registry import ALGORITHMS, BASELINES, budget_unit, family_for
+from adapters.registry import ALGORITHMS, baseline_of, budget_unit, family_for, is_era
 from adapters.trial import EvalRecord, TrialSpec
 
 
@@ -72,6 +72,33 @@ def test_registry_unknown_algorithm_lists_known():
 
 
 def test_every_era_algorithm_has_a_registered_baseline():
-    for era_algo, baseline in BASELINES.items():
-        assert era_algo in ALGORITHMS and baseline in ALGORITHMS
+    era = [name for name, row in ALGORITHMS.items() if row.era]
+    assert sorted(era) == ["grpo-era", "ppo-era", "resnet-era", "sac-era"]
+    for era_algo in era:
+        baseline = baseline_of(era_algo)
+        assert baseline in ALGORITHMS and not is_era(baseline)
         assert budget_unit(era_algo) == budget_unit(baseline)
+        assert ALGORITHMS[era_algo].family == ALGORITHMS[baseline].family
+    assert all(row.baseline is None for row in ALGORITHMS.values() if not row.era)
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_every_registry_row_names_a_family_that_knows_it(name):
+    """Each family package has the contract's functions, and validates its own names only."""
+    row = ALGORITHMS[name]
+    family = family_for(name)
+    assert family.__name__ == row.family and callable(family.validate) and callable(family.run)
+    other = next(n for n, r in ALGORITHMS.items() if r.family != row.family)
+    with pytest.raises(UnknownNameError):
+        family.validate(TrialSpec(other, "digits", 0, 1))
+
+
+def test_progress_is_read_through_the_checkpoint_module(tmp_path):
+    from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
+
+    checkpoint = TrialCheckpoint(tmp_path / "ckpt")
+    checkpoint.save(lambda d: None, _records(2), {"steps": 200})
+    progress = parse_progress((tmp_path / "ckpt" / PROGRESS_PATHS[0]).read_bytes())
+    assert progress.records() == _records(2) and progress.counters == {"steps": 200}
+    with pytest.raises(ValueError, match="no list of records"):
+        parse_progress(b"{}")

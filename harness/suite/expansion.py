@@ -1,0 +1,122 @@
+"""Expanding a suite into trials, and asking each family to validate them before anything runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from adapters.errors import ConfigError, EraError, MissingDependencyError
+from adapters.trial import TrialSpec
+from harness.suite.loading import Reader, load_suite
+from harness.suite.model import Suite, Trial, trial_hash
+from harness.suite.yaml_lines import Located
+
+__all__ = ["expand", "check_trials", "load_and_expand"]
+
+
+def expand(suite: Suite) -> list[Trial]:
+    """Every (variant, task, seed) trial, seed-major so early results cover every variant and task.
+
+    Raises ``SuiteError`` when a trial has no budget in its unit, or two trials are identical.
+    """
+    from adapters.registry import budget_unit, default_eval_episodes
+
+    r = _reader(suite)
+    variants = suite.variants()
+    trials: list[Trial] = []
+    seen: dict[str, str] = {}
+    for seed in suite.seeds:
+        for task in suite.tasks:
+            for variant in variants:
+                if variant.tasks is not None and task.task not in variant.tasks:
+                    continue
+                unit = budget_unit(variant.algo)
+                budget_of = task.budget or suite.budget
+                at = ("tasks", task.task, "budget") if task.budget else ("budget",)
+                if budget_of is None:
+                    raise r.fail((),
+                                 f"no budget for {variant.name} on {task.task}: give `budget:` "
+                                 f"({unit}) at the top level or under the task")
+                amount = budget_of.for_unit(unit)
+                if amount is None:
+                    raise r.fail(at, f"{variant.name} counts its budget in {unit}, but this budget has "
+                                     f"only {', '.join(budget_of.amounts)}: add {unit}")
+                every_of = task.eval_every or suite.eval_every
+                every = every_of.for_unit(unit) if every_of is not None else None
+                if every is not None and every > amount:
+                    at = ("tasks", task.task, "eval", "every") if task.eval_every else ("eval", "every")
+                    raise r.fail(at, f"evaluating every {every} {unit} exceeds the budget of {amount} "
+                                     f"{unit} ({variant.name} on {task.task}): lower eval.every")
+                resources = task.resources or suite.resources
+                spec = TrialSpec(
+                    algo=variant.algo,
+                    task=task.task,
+                    seed=seed,
+                    budget=amount,
+                    eval_every=every,
+                    eval_episodes=task.eval_episodes or suite.eval_episodes or default_eval_episodes(variant.algo, task.task),
+                    settings={**suite.settings, **task.settings, **variant.settings},
+                    device="auto",  # under Ray: CUDA only when the trial was given a GPU
+                )
+                digest = trial_hash(spec, unit)
+                trial = Trial(digest[:12], digest, suite.name, variant.name, spec, unit, resources,
+                              variant.sweep)
+                if trial.trial_id in seen:
+                    raise r.fail(("algorithms",), f"{seen[trial.trial_id]} and {trial.label} are the same "
+                                                  f"trial (identical settings): change or remove one")
+                seen[trial.trial_id] = trial.label
+                trials.append(trial)
+    if not trials:
+        raise r.fail(("algorithms",), "empty matrix: no algorithm runs any of the suite's tasks")
+    return trials
+
+
+def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
+    """Ask each family to validate each (variant, task) once, without training.
+
+    A family's complaint becomes a ``SuiteError`` naming the file, the algorithm entry and the task.
+    """
+    from adapters.trial import validate_trial
+
+    r = _reader(suite)
+    located = r.located
+    labels = {v.name: v.label for v in suite.variants()}
+    checked: set[tuple[str, str]] = set()
+    for trial in trials:
+        key = (trial.variant, trial.spec.task)
+        if key in checked:
+            continue
+        checked.add(key)
+        try:
+            validate_trial(trial.spec)
+        except (ConfigError, MissingDependencyError) as error:
+            task_at = _task_path(located, trial.spec.task)
+            algo_at = ("algorithms", labels[trial.variant])
+            name = trial.spec.task.partition(":")[2] or trial.spec.task
+            if name in str(error):  # the family is complaining about the task: point at it
+                where = f" (algorithm at line {located.line(algo_at)})"
+                raise r.fail(task_at, f"{trial.variant} on {trial.spec.task}{where}: {error}") from None
+            where = f" (task at line {located.line(task_at)})"
+            raise r.fail(algo_at, f"{trial.variant} on {trial.spec.task}{where}: {error}") from None
+        except EraError as error:  # pragma: no cover - a family raising something else on validate
+            raise r.fail(("algorithms", labels[trial.variant]), f"{trial.variant} on {trial.spec.task}: {error}") from None
+
+
+def _reader(suite: Suite) -> Reader:
+    return Reader(suite.path, suite.located or Located({}, {}))
+
+
+def _task_path(located: Located, task: str) -> tuple:
+    tasks = located.data.get("tasks") if isinstance(located.data, dict) else None
+    if isinstance(tasks, list) and task in tasks:
+        return ("tasks", tasks.index(task))
+    return ("tasks", task)
+
+
+def load_and_expand(path: str | Path, check: bool = True) -> tuple[Suite, list[Trial]]:
+    """Load, expand and (with ``check``) validate every trial with its family: what the CLI does."""
+    suite = load_suite(path)
+    trials = expand(suite)
+    if check:
+        check_trials(suite, trials)
+    return suite, trials
