@@ -1,6 +1,6 @@
 """The three ERA activations (Kang et al. 2025, arXiv 2510.08549), in pure PyTorch.
 
-Every formula follows the project's spec (``era-spec.md``); section numbers below refer to it.
+Every formula, and the facts measured about it, is in ``docs/era.md``; section numbers below refer to it.
 
 - :class:`GaussianERA` (section 1): pins the entropy of a diagonal Gaussian policy at
   ``target_entropy + delta`` by choosing how the log-std budget is spread over dimensions.
@@ -53,7 +53,7 @@ def softmax_entropy(logits: Tensor) -> Tensor:
 
 
 class GaussianERA(nn.Module):
-    """Entropy-pinning activation for a diagonal Gaussian policy head (spec section 1).
+    """Entropy-pinning activation for a diagonal Gaussian policy head (docs/era.md, section 1).
 
     ``log σ = clamp(hi + k·softmax(σ̂), lo, hi)`` with ``k = (H0 + δ) − D·(L + hi)``, so that
     unclipped ``Σ log σ = H0 + δ − D·L`` and the Gaussian entropy is exactly ``H0 + δ``. The lower
@@ -126,7 +126,7 @@ class GaussianERA(nn.Module):
         return float(self.target_entropy + self.delta)
 
     def forward(self, mean: Tensor, raw_log_std: Tensor) -> tuple[Tensor, Tensor]:
-        """Map ``(μ, σ̂)`` of shape ``(..., D)`` to ``(μ, log σ)``; log σ is fp32 (spec section 1)."""
+        """Map ``(μ, σ̂)`` of shape ``(..., D)`` to ``(μ, log σ)``; log σ is fp32 (docs/era.md, section 1)."""
         if raw_log_std.shape[-1] != self.action_dim:
             raise ValueError(
                 f"GaussianERA expects raw_log_std with last dim {self.action_dim}, "
@@ -219,7 +219,7 @@ class DeltaTuner:
 
 
 class SoftmaxERA(nn.Module):
-    """Logit activation whose softmax has entropy at least ``min_entropy`` (spec section 2).
+    """Logit activation whose softmax has entropy at least ``min_entropy`` (docs/era.md, section 2).
 
     With ``u_b = log τ/τ`` and ``C = exp(H_min − 1)``, the probabilities p are mapped affinely to
     ``h = slope·p + b`` (``Σ h = C``), and each ``h`` is inverted through the lower branch of
@@ -268,7 +268,7 @@ class SoftmaxERA(nn.Module):
 
     @staticmethod
     def allowed_range(num_classes: int, tau: float = 4.0) -> tuple[float, float]:
-        """The open interval of floors ``(1 + log u_b, 1 + log(n·u_b))`` (spec, 'Domain')."""
+        """The open interval of floors ``(1 + log u_b, 1 + log(n·u_b))`` (docs/era.md, section 2)."""
         u_b = math.log(tau) / tau
         return 1.0 + math.log(u_b), 1.0 + math.log(num_classes * u_b)
 
@@ -326,7 +326,7 @@ def token_entropy(logits: Tensor) -> Tensor:
 
 def response_entropy(logits: Tensor, mask: Tensor, top_fraction: float = 0.2) -> Tensor:
     """Response entropy ``(B,)``: the mean of the top ``⌊top_fraction·L_b⌋`` (at least 1) token
-    entropies of each response, over its ``L_b`` unmasked tokens (spec section 3).
+    entropies of each response, over its ``L_b`` unmasked tokens (docs/era.md, section 3).
 
     ``logits`` ``(B, T, V)`` must be the *unmodified* logits (already divided by the sampling
     temperature); ``mask`` ``(B, T)`` is 1 on response tokens and 0 on padding. A response with no
@@ -356,7 +356,7 @@ def token_era(
     scale_advantages: bool = True,
     authors_code: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Token-level ERA (spec section 3): returns ``(s·z, A/s)``.
+    """Token-level ERA (docs/era.md, section 3): returns ``(s·z, A/s)``.
 
     Per token, ``s = k`` if the response's entropy is below ``omega_low`` and ``A > 0``,
     ``s = 1/k`` if it is above ``omega_high`` and ``A > 0``, else ``s = 1``. Tokens with ``s = 1``

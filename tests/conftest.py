@@ -1,8 +1,8 @@
-"""Shared fixtures: one local Ray for the whole session (ray.init costs ~5 s; ray.md, section 5).
+"""Shared fixtures: one local Ray for the whole session (ray.init costs ~5 s; docs/harness.md).
 
-Ray's processes inherit this environment: auth off everywhere (ray.md, item 3), a short private
+Ray's processes inherit this environment: auth off everywhere (docs/harness.md), a short private
 temp dir (unix socket paths are limited to 107 bytes), and ``tests/`` on ``PYTHONPATH`` so workers
-can import the test-only env module named as their setup hook (ray.md, item 2).
+can import the test-only env module named as their setup hook (docs/harness.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Importing this module registers ``EraFailingStep-v0`` (task id ``gym:EraFailingStep-v0``). Ray
 workers do not import test modules by themselves: the tests put this folder on ``PYTHONPATH`` and
-name :func:`register` as the workers' ``worker_process_setup_hook`` (ray.md, item 2).
+name :func:`register` as the workers' ``worker_process_setup_hook`` (docs/harness.md).
 """
 
 from __future__ import annotations

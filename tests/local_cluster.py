@@ -1,5 +1,5 @@
 """A real multi-node Ray cluster on this machine for tests: a head (with the Jobs server) and worker
-nodes, each a separate ``ray start`` on 127.0.0.1 (ray.md, section 3).
+nodes, each a separate ``ray start`` on 127.0.0.1 (docs/harness.md).
 
 Every process gets the same ``RAY_AUTH_MODE`` and token, a private temp dir and free ports, so the
 cluster cannot meet another Ray on the machine. Teardown stops only what the cluster started, by

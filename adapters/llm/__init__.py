@@ -1,5 +1,5 @@
 """The LLM reinforcement-learning family: GRPO with and without token-level ERA, run by Hugging
-Face TRL's ``GRPOTrainer`` (spec section 3; optional extra ``[llm]``).
+Face TRL's ``GRPOTrainer`` (docs/era.md, section 3; optional extra ``[llm]``).
 
 Algorithms: ``grpo`` (TRL's ``GRPOTrainer`` unchanged) and ``grpo-era``
 (:class:`adapters.llm.trainer.ERAGRPOTrainer`, which changes only how per-token log-probs and
@@ -15,7 +15,7 @@ advantages are computed). Tasks:
 
 The budget counts GRPO steps (optimizer steps). Every evaluation samples ``eval_samples``
 completions per evaluation prompt and reports ``score`` = their mean accuracy in %, ``entropy`` =
-the mean response entropy (spec section 3: mean of the top 20% token entropies on the unmodified
+the mean response entropy (docs/era.md, section 3: mean of the top 20% token entropies on the unmodified
 logits), ``pass@k``, ``greedy_accuracy``, and what happened in training since the last evaluation
 (``train_reward``, TRL's ``train_token_entropy``, and for ``grpo-era`` ``frac_scaled_up`` /
 ``frac_scaled_down``, the share of completion tokens whose logits ERA multiplied by k or 1/k,

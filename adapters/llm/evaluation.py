@@ -3,7 +3,7 @@
 Per evaluation: ``n`` sampled completions per prompt at the training temperature (accuracy =
 mean reward, pass@k by the unbiased estimator of Chen et al. 2021, eq. 1), one greedy completion
 per prompt, and the *response entropy* of every sampled completion measured as ERA measures it
-(spec section 3: the mean of the top 20% token entropies, on the unmodified logits divided by the
+(docs/era.md, section 3: the mean of the top 20% token entropies, on the unmodified logits divided by the
 temperature), averaged over the batch.
 """
 

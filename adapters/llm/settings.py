@@ -17,7 +17,7 @@ __all__ = ["DEFAULTS", "TASKS", "LLMSettings", "ToyTaskId", "HubTaskId", "allowe
 #: their defaults
 DEFAULTS: dict[str, dict[str, Any]] = {
     "grpo": {},
-    # spec section 3: the authors' scripts use k = 2, band [0.45, 3.0], advantages divided by s
+    # docs/era.md, section 3: the authors' scripts use k = 2, band [0.45, 3.0], advantages divided by s
     "grpo-era": {
         "era_k": 2.0,
         "omega_low": 0.45,

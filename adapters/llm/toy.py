@@ -9,7 +9,7 @@ verifiable answer and a deterministic supervised warm-up. Nothing is downloaded.
   of a reasoning trace whose choice does not decide the reward (phrasing, order of steps): the
   reward never looks at it, so its entropy can stay at log 10 = 2.30 nats at full accuracy. Under
   GRPO it still drifts down (sampling noise in the updates, and the answer tokens that follow it
-  share the network); this is the collapse ERA's floor is built for (spec section 3).
+  share the network); this is the collapse ERA's floor is built for (docs/era.md, section 3).
 - ``llm:decompose`` asks ``"s="`` for ``s`` in 4..14 and rewards any ``"a+b"`` of digits with
   ``a+b = s`` (11 prompts, 5 to 10 correct answers each, so the first digit's entropy can stay
   between log 5 = 1.61 and log 10 = 2.30 nats at full accuracy). Which ``a`` to write does not decide the
@@ -22,7 +22,7 @@ verifiable answer and a deterministic supervised warm-up. Nothing is downloaded.
 Training and evaluation use the same prompts: the point is the policy's entropy under RL, not
 generalisation. A randomly initialised model almost never earns a reward, so every GRPO group would
 have zero variance and no gradient; a short supervised warm-up on uniformly drawn correct
-completions first makes the task partly solved (shared/notes/trl.md §4).
+completions first makes the task partly solved (docs/llm.md).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ _TAGGED_NUMBER = re.compile(rf"\s*[{TAGS[0]}-{TAGS[-1]}](\d+)\s*")
 
 @dataclass(frozen=True)
 class TinyModelConfig:
-    """The tiny Llama (about 1.5M parameters at the defaults; shared/notes/trl.md §2)."""
+    """The tiny Llama (about 1.5M parameters at the defaults; docs/llm.md)."""
 
     hidden_size: int = 192
     intermediate_size: int = 384
@@ -115,7 +115,7 @@ def _single_digit_sums(name: str, targets: Callable[[int], tuple[str, ...]], war
 
 
 def _arith() -> ToyTask:
-    # 100 warm-up steps leave the greedy accuracy about 0.55 (shared/notes/trl.md §4)
+    # 100 warm-up steps leave the greedy accuracy about 0.55 (docs/llm.md)
     return _single_digit_sums("arith", lambda total: (str(total),), 100, _starts_with_number)
 
 

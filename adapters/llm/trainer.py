@@ -1,6 +1,6 @@
-"""Token-level ERA inside Hugging Face TRL's ``GRPOTrainer`` (spec section 3; TRL 1.16).
+"""Token-level ERA inside Hugging Face TRL's ``GRPOTrainer`` (docs/era.md, section 3; TRL 1.16).
 
-The seam (shared/notes/trl.md, section 3): TRL's ``_compute_loss`` asks
+The seam (docs/llm.md): TRL's ``_compute_loss`` asks
 ``_get_per_token_logps_and_entropies`` for the per-token log-probs and entropies, and reads
 ``inputs["advantages"]`` only afterwards. :class:`ERAGRPOTrainer` overrides just those two methods:
 
@@ -24,7 +24,7 @@ Memory: unlike TRL's fused LM-head kernel, this path materialises the completion
 (``B x T x V`` floats, a few copies for log-softmax and entropy) per micro-batch: nothing for the
 toy's 17 tokens, about 2 GB per completion of 3k tokens for a 152k vocabulary, so keep the
 micro-batch small on 7B models (suites/llm-qwen-math.yaml uses 8 completions). A fused variant
-(``s·logits = W(s·h)`` for heads without bias or soft-capping; shared/notes/trl.md §3) would remove
+(``s·logits = W(s·h)`` for heads without bias or soft-capping; docs/llm.md) would remove
 that cost; it is not implemented.
 
 This module imports TRL: set the ``HF_*_OFFLINE`` variables before importing it where no network
@@ -59,14 +59,14 @@ def topk_log_probs(logits: Tensor, ids: Tensor, k: int = AUTHORS_TOPK) -> Tensor
 
 
 class ERAGRPOTrainer(GRPOTrainer):
-    """``GRPOTrainer`` with token-level ERA on the policy's logits (spec section 3).
+    """``GRPOTrainer`` with token-level ERA on the policy's logits (docs/era.md, section 3).
 
     Args (besides ``GRPOTrainer``'s):
         era_k: the scale ``k`` (> 0); 2 in the authors' scripts.
         omega_low, omega_high: the response-entropy band (0.45, 3.0 in the authors' scripts).
         scale_advantages: divide the advantages by ``s`` (the authors' latest script).
         authors_code: reproduce the authors' code: integer-truncated advantages in the logit rule
-            and log-probs from the renormalised top-20 logits (spec section 3, code quirks).
+            and log-probs from the renormalised top-20 logits (docs/era.md, section 3, code quirks).
         top_fraction: the share of a response's tokens whose entropies are averaged (0.2).
     """
 
@@ -141,7 +141,7 @@ class ERAGRPOTrainer(GRPOTrainer):
         logps, entropies, advantages = self._era_log_probs(
             model, input_ids, attention_mask, logits_to_keep, mask, batch["advantages"], log=True
         )
-        batch["advantages"] = advantages  # read next by TRL's _compute_loss (spec section 3: A' = A/s)
+        batch["advantages"] = advantages  # read next by TRL's _compute_loss (docs/era.md, section 3: A' = A/s)
         return logps, entropies, None
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:

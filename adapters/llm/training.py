@@ -310,15 +310,13 @@ def _run(spec: TrialSpec, checkpoint: TrialCheckpoint, settings: LLMSettings, ta
         problem.model.load_state_dict(torch.load(Path(restored.state_dir) / _WARMUP_FILE, weights_only=True))
     problem.model.to(device)
 
-    owned_tmp = None
-    if checkpoint.directory is not None:
-        work = Path(checkpoint.directory) / "hf-work"  # the library's own checkpoints, linked into ours
-        shutil.rmtree(work, ignore_errors=True)  # leftovers of an interrupted run: we resume from ours
-    else:
-        owned_tmp = work = Path(tempfile.mkdtemp(prefix="era-llm-"))
+    # TRL writes its own checkpoints outside the trial's folder, and each is hard-linked (or copied)
+    # into the trial checkpoint: the folder a checkpoint upload takes (Ray Tune copies the trial's
+    # whole folder, and copies do not keep hard links) then holds the trainer state once, not twice
+    work = Path(tempfile.mkdtemp(prefix="era-llm-"))
     if settings.beta > 0 and isinstance(task, ToyTaskId):
-        _use_warm_up_as_reference(problem.model, work.parent / "reference" if owned_tmp is None else work / "reference",
-                                  fresh=not records)
+        reference = (Path(checkpoint.directory) if checkpoint.directory is not None else work) / "reference"
+        _use_warm_up_as_reference(problem.model, reference, fresh=not records)
     callback = _segment_callback()
     trainer = _build_trainer(spec, settings, problem, work, device.type == "cpu", callback)
     model = trainer.accelerator.unwrap_model(trainer.model)
@@ -372,7 +370,4 @@ def _run(spec: TrialSpec, checkpoint: TrialCheckpoint, settings: LLMSettings, ta
             resume_from, step = saved, target
             yield records[-1]
     finally:
-        if owned_tmp is not None:
-            shutil.rmtree(owned_tmp, ignore_errors=True)
-        elif checkpoint.directory is not None:
-            shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,7 +1,7 @@
 """SB3 callbacks for ERA: tuning SAC-ERA's compensation δ without touching ``SAC.train``.
 
 With ``ent_coef=0.0`` SB3's own SAC update already has no entropy terms, so the narrowest seam for
-the paper's δ loss is a callback (spec section 1, "δ auto-tuning"): at the end of each rollout,
+the paper's δ loss is a callback (docs/era.md, section 1, "δ: constant, none, or tuned"): at the end of each rollout,
 just before SB3 trains, it takes the entropy of the distribution the actions are actually drawn
 from, over the replay batch of the previous update, and takes one Adam step of
 :class:`adapters.era.DeltaTuner`.

@@ -13,7 +13,7 @@ Usable from plain SB3 code, without the harness::
 
     ppo = PPO(EraActorCriticPolicy, env, policy_kwargs=dict(entropy_per_dim=0.25))
 
-ERA enters at SB3's seams only (spec section 1, "SB3 SAC" / "SB3 PPO"): the SAC actor's
+ERA enters at SB3's seams only (docs/era.md, section 1, "SB3 SAC" / "SB3 PPO"): the SAC actor's
 ``get_action_dist_params`` and distribution, the SAC policy's ``make_actor``, and PPO's
 ``_get_action_dist_from_latent``. SB3's training loops are untouched; with ``ent_coef=0.0`` SAC's
 own ``train()`` has no entropy term in the actor loss or the critic target.
@@ -50,11 +50,11 @@ __all__ = [
     "check_era_kwargs",
 ]
 
-#: Per-dimension δ that makes the truncated normal's entropy a floor for σ ≤ 1 (spec section 1:
+#: Per-dimension δ that makes the truncated normal's entropy a floor for σ ≤ 1 (docs/era.md, section 1:
 #: truncating to [-1, 1] loses at most 0.8528 nats per dimension).
 TRUNCATED_NORMAL_FLOOR_DELTA = 0.853
 
-#: The spec's defaults: H0 = 0.25·D (authors' train_parallel.py), log σ in [-8, 0].
+#: The defaults (docs/era.md, section 1): H0 = 0.25·D (the authors' train_parallel.py), log σ in [-8, 0].
 ERA_DEFAULTS: dict[str, Any] = {
     "entropy_per_dim": 0.25,
     "log_std_min": -8.0,
@@ -66,7 +66,7 @@ ERA_DEFAULTS: dict[str, Any] = {
 
 DeltaMode = Literal["auto", "constant", "none"]
 
-_EPS = 1e-6  # the authors' margin on loc, scale, support and uniform draws (spec section 1)
+_EPS = 1e-6  # the authors' margin on loc, scale, support and uniform draws (docs/era.md, section 1)
 
 
 def check_era_kwargs(
@@ -133,7 +133,7 @@ def era_of(policy: nn.Module) -> GaussianERA:
 class TruncatedNormalDistribution(Distribution):
     """SB3 distribution: a normal with location ``tanh μ`` and scale σ, truncated to [-1, 1].
 
-    This is the authors' SAC-ERA policy (spec section 1): loc = tanh(μ) clipped to ±(1 − 1e-6),
+    This is the authors' SAC-ERA policy (docs/era.md, section 1): loc = tanh(μ) clipped to ±(1 − 1e-6),
     scale = max(σ, 1e-6), support [−1 + 1e-6, 1 − 1e-6], inverse-CDF sampling, per-dimension
     log-prob clipped to [−20, 20]; the deterministic action is ``tanh μ``. Its entropy is analytic.
     """
@@ -179,8 +179,8 @@ class EraActor(Actor):
 
     With ``distribution="truncated"`` (default) actions come from
     :class:`TruncatedNormalDistribution`; ``"tanh"`` keeps SB3's tanh-squashed Gaussian, which pins
-    only the Gaussian's entropy and does **not** keep a floor on the actions' entropy (spec,
-    "Decisions": the squash loses an amount unbounded in |μ|).
+    only the Gaussian's entropy and does **not** keep a floor on the actions' entropy (docs/era.md,
+    section 1: the squash loses an amount unbounded in |μ|).
     """
 
     def __init__(
@@ -209,7 +209,7 @@ class EraActor(Actor):
         self.last_update_params: tuple[th.Tensor, th.Tensor] | None = None
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
-        # Replaces SB3's clamp of the log-std to [-20, 2] by ERA (spec section 1, "SB3 SAC").
+        # Replaces SB3's clamp of the log-std to [-20, 2] by ERA (docs/era.md, section 1, "SB3 SAC").
         features = self.extract_features(obs, self.features_extractor)
         latent_pi = self.latent_pi(features)
         mean_actions, log_std = self.era(self.mu(latent_pi), self.log_std(latent_pi))  # type: ignore[operator]
@@ -306,7 +306,7 @@ class EraSACPolicy(CriticNormSACPolicy):
         distribution: Literal["truncated", "tanh"] = ERA_DEFAULTS["distribution"],
         **kwargs: Any,
     ) -> None:
-        # Stored before super().__init__, whose _build() calls make_actor (spec section 1).
+        # Stored before super().__init__, whose _build() calls make_actor (docs/era.md, section 1).
         self.era_kwargs = dict(entropy_per_dim=entropy_per_dim, log_std_min=log_std_min, log_std_max=log_std_max,
                                delta=delta, delta_per_dim=delta_per_dim, distribution=distribution)
         super().__init__(*args, **kwargs)
@@ -333,7 +333,7 @@ class EraActorCriticPolicy(ActorCriticPolicy):
     the lower clip binds), so PPO's entropy bonus is moot; keep ``ent_coef=0`` (PPO's default).
     PPO clips actions outside the action space instead of squashing them, so no δ is needed; the
     action space should be normalised to [-1, 1] so that σ is comparable across tasks
-    (spec section 1, "SB3 PPO").
+    (docs/era.md, section 1, "SB3 PPO").
 
     Keyword arguments (beyond :class:`~stable_baselines3.common.policies.ActorCriticPolicy`'s):
     ``entropy_per_dim`` (default 0.25), ``log_std_min`` and ``log_std_max`` (default -8 and 0).

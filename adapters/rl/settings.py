@@ -30,7 +30,7 @@ __all__ = ["ERA_SETTINGS", "RLSettings", "resolve_settings", "sb3_class", "eval_
 
 FAMILY = "adapters.rl"
 
-#: ERA algorithm -> its own settings and their defaults (spec, "Decisions")
+#: ERA algorithm -> its own settings and their defaults (docs/era.md, section 1)
 ERA_SETTINGS: dict[str, dict[str, Any]] = {
     "sac-era": {
         "entropy_per_dim": 0.25,

@@ -1,6 +1,6 @@
 """A normal distribution truncated to an interval, elementwise, in pure PyTorch.
 
-SAC-ERA samples its actions from it (spec, "Decisions" and section 1): unlike a tanh-squashed
+SAC-ERA samples its actions from it (docs/era.md, section 1): unlike a tanh-squashed
 Gaussian, whose entropy loss grows without bound in |μ|, truncating to [-1, 1] loses at most
 0.853 nats per dimension for σ ≤ 1, so ERA's entropy target becomes a real floor after a constant
 compensation δ.
@@ -37,7 +37,7 @@ class TruncatedNormal:
         loc, scale: broadcastable tensors; ``scale`` is floored at ``eps``.
         low, high: the support.
         eps: floor on the scale and on the uniform draw's distance from 0 and 1 (the authors'
-            1e-6, spec section 1).
+            1e-6, docs/era.md, section 1).
     """
 
     def __init__(self, loc: Tensor, scale: Tensor, low: float, high: float, eps: float = 1e-6) -> None:

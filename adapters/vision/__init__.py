@@ -1,4 +1,4 @@
-"""The image-classification family: torchvision classifiers with and without ERA (spec section 2).
+"""The image-classification family: torchvision classifiers with and without ERA (docs/era.md, section 2).
 
 Algorithms: ``resnet`` (plain cross-entropy), ``resnet-era`` (``SoftmaxERA`` on the logits),
 and the paper's baselines ``resnet-ls`` (label smoothing) and ``resnet-dropout`` (dropout before

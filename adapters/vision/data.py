@@ -1,6 +1,6 @@
 """Image-classification task ids -> train/test datasets (torchvision datasets, scikit-learn digits).
 
-Task ids (design.md): ``digits`` (scikit-learn's bundled 8x8 digits: real data that needs no
+Task ids (docs/harness.md): ``digits`` (scikit-learn's bundled 8x8 digits: real data that needs no
 download), ``cifar10`` (torchvision's ``CIFAR10``; downloads only when asked) and
 ``imagenet:PATH`` (torchvision's ``ImageFolder`` over ``PATH/train`` and ``PATH/val``; any
 dataset in that layout works). Every dataset yields ``(float image (3, S, S), class index)``.

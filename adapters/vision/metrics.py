@@ -1,7 +1,7 @@
 """Held-out metrics of a classifier: top-1/top-5 accuracy, NLL, calibration error and entropy.
 
 All metrics are computed from the model's *output* logits, i.e. after ``SoftmaxERA`` for the ERA
-variant (spec section 2: ERA stays on at eval, and the loss sees the same output), so they describe
+variant (docs/era.md, section 2: ERA stays on at eval, and the loss sees the same output), so they describe
 the distribution the classifier actually predicts. Accumulation is streaming so that ImageNet's
 50,000 validation images never need their logits held in memory at once.
 """
@@ -49,7 +49,7 @@ class MetricAccumulator:
         ``ranking`` (B, C), if given, orders the classes for top-1/top-5 instead of ``logits``:
         pass the logits *before* ``SoftmaxERA``. ERA is strictly increasing in p, so in exact
         arithmetic both orders agree, but in fp32 every class whose probability is below ~1e-8
-        maps to the same output (``slope·p + b`` rounds to ``b``; spec section 2, "top-5 set
+        maps to the same output (``slope·p + b`` rounds to ``b``; docs/era.md, section 2, "top-5 set
         changes via fp32 ties"), and top-5 would then depend on class indices.
         """
         logits = logits.detach().float()

@@ -1,4 +1,4 @@
-"""torchvision classifiers by name, with the head each variant needs (spec section 2, torchvision).
+"""torchvision classifiers by name, with the head each variant needs (docs/era.md, section 2, torchvision).
 
 The ERA variant appends :class:`~adapters.era.SoftmaxERA` to the final linear layer
 (``model.fc = nn.Sequential(fc, SoftmaxERA(n, H_min))`` for ResNets), so the model's output is

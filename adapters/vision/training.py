@@ -50,7 +50,7 @@ def build_model(algo: str, settings: VisionSettings, num_classes: int) -> nn.Mod
 
 def build_loss(settings: VisionSettings) -> nn.Module:
     """Cross-entropy on the model's output (ERA's z' for ``resnet-era``: log_softmax is applied
-    once, inside the loss; spec section 2), with the trial's label smoothing."""
+    once, inside the loss; docs/era.md, section 2), with the trial's label smoothing."""
     return nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
 
 
@@ -101,7 +101,7 @@ class Trainer:
             images, targets = self._to_device(images, targets)
             with self._autocast():
                 outputs = self.model(images)
-                loss = self.criterion(outputs.float(), targets)  # the loss sees z' (spec section 2)
+                loss = self.criterion(outputs.float(), targets)  # the loss sees z' (docs/era.md, section 2)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)

@@ -1,6 +1,7 @@
 """The ``era`` command line.
 
-Exit codes: 0 success, 1 a trial failed, 2 bad input (nothing started, nothing written).
+Exit codes (``harness.errors``): 0 success, 1 a trial failed, 2 bad input (nothing started or written),
+130 interrupted while following a job.
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ import argparse
 from collections.abc import Sequence
 
 from harness import __version__
+from harness.errors import EXIT_OK
 
 __all__ = ["main", "build_parser"]
 
-EXIT_OK, EXIT_TRIAL_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from adapters.errors import ConfigError
+from harness.store import write_atomic
 
 __all__ = [
     "SCHEMES",
@@ -112,12 +113,16 @@ def copy_tree(source: str, destination: str, *, skip: tuple[str, ...] = ("tune",
             continue
         target = posixpath.join(dst_root.rstrip("/"), relative)
         dst_fs.create_dir(posixpath.dirname(target), recursive=True)
-        written = f"{posixpath.dirname(target)}/.{parts[-1]}.tmp-{os.getpid()}" if local else target
-        with src_fs.open_input_stream(item.path) as reader, dst_fs.open_output_stream(written) as writer:
-            while chunk := reader.read(1 << 20):
-                writer.write(chunk)
-        if local:
-            os.replace(written, target)
+
+        def copy(written: str, source: str = item.path) -> None:
+            with src_fs.open_input_stream(source) as reader, dst_fs.open_output_stream(str(written)) as writer:
+                while chunk := reader.read(1 << 20):
+                    writer.write(chunk)
+
+        if local:  # a local reader never sees a half-copied file; object stores write whole objects
+            write_atomic(target, copy)
+        else:
+            copy(target)
         copied += 1
     return copied
 

@@ -1,6 +1,6 @@
 """Every number of a report (``report.json``) and the figures to draw, from a results folder.
 
-The flow (design.md): results table -> normalized scores -> final scores (runs x tasks) ->
+The flow (docs/harness.md): results table -> normalized scores -> final scores (runs x tasks) ->
 interval estimates (``harness.stats``) -> figures (``harness.report.plots``) and this module's markdown.
 
 Reproducibility: the same results directory, ``reps``, ``seed`` and ``final`` give a byte-identical
@@ -194,7 +194,7 @@ def _per_task(finals: pd.DataFrame, algos: Sequence[str]) -> list[dict]:
 
 
 def _entropy_floor(rows: pd.DataFrame) -> float | None:
-    """The entropy ERA keeps the policy above, from what the trial recorded (era-spec section 1:
+    """The entropy ERA keeps the policy above, from what the trial recorded (docs/era.md, section 1:
     SAC-ERA pins the Gaussian at H0 + delta, so H0 = gaussian_entropy - delta; PPO-ERA pins it at
     H0; SoftmaxERA's floor is its ``min_entropy`` setting)."""
     for column in ("entropy_floor", "target_entropy"):

@@ -5,7 +5,7 @@ only the trials the results folder does not hold as done; each resumes from the 
 the driver recorded for it. So re-running, after a kill or after adding seeds, never runs a
 finished trial again, and Tune's own retries (``max_failures``) resume from the trial's latest
 checkpoint within a run. We do not use ``Tuner.restore``: its experiment state reaches storage only
-every ~10 s, so it re-runs finished work (ray.md, section 2), and it cannot take a changed suite.
+every ~10 s, so it re-runs finished work (docs/harness.md), and it cannot take a changed suite.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _resources(config: dict) -> dict[str, float]:
 
 
 def _export_worker_env() -> None:
-    """Local workers inherit the driver's environment, not its ``sys.path`` (ray.md, item 2)."""
+    """Local workers inherit the driver's environment, not its ``sys.path`` (docs/harness.md)."""
     root = project_root()
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root is not None and str(root) not in paths:  # a source checkout
@@ -259,7 +259,7 @@ def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], o
         param_space={"trial": tune.grid_search(configs)},
         tune_config=tune.TuneConfig(
             max_concurrent_trials=options.max_concurrent or suite.max_concurrent,
-            reuse_actors=True,  # an actor per trial costs ~2 s (ray.md, section 5)
+            reuse_actors=True,  # an actor per trial costs ~2 s (docs/harness.md)
             trial_dirname_creator=_dirname,
         ),
         run_config=tune.RunConfig(

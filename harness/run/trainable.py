@@ -6,7 +6,7 @@ Tune as the trial's checkpoint, so:
 
 - a retry inside a run starts from ``tune.get_checkpoint()`` (Tune's ``max_failures``);
 - a later ``era run`` into the same results folder starts from ``config["trial"]["resume_from"]``,
-  the last checkpoint the driver recorded (ray.md: the history lives in the checkpoint, so re-run steps
+  the last checkpoint the driver recorded (docs/harness.md: the history lives in the checkpoint, so re-run steps
   replace rows instead of adding them).
 """
 
@@ -55,7 +55,7 @@ def run_suite_trial(config: dict[str, Any]) -> None:
         if source is not None:
             source.to_directory(str(workdir))
         (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment(trial.spec.task)))
-        for record in run_trial(trial.spec, workdir):
+        for record in run_trial(trial.spec, workdir, validate=False):  # the driver validated it (check_trials)
             tune.report(metrics_of(record.as_row()), checkpoint=tune.Checkpoint.from_directory(str(workdir)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

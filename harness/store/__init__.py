@@ -22,7 +22,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from harness.suite import Suite, Trial
 
 __all__ = [
+    "write_atomic",
     "write_parquet_atomic",
     "write_json_atomic",
     "TrialState",
@@ -56,29 +57,30 @@ RESULT_COLUMNS = [
 STATUSES = ("done", "failed", "pending")
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` to ``path`` so that readers see the old file or the new one, never a part."""
+def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Write ``path`` so that readers see the old file or the new one, never a part: ``write``
+    fills a temporary file beside it, which is fsynced and renamed over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.to_parquet(tmp, index=False)
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
+    """:func:`write_atomic` of a parquet table."""
+    return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
 def write_json_atomic(data: Any, path: str | Path) -> Path:
-    """Write ``data`` as JSON to ``path`` atomically (fsync before the rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=1, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    return path
+    """:func:`write_atomic` of a JSON document."""
+    return write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, default=str)))
 
 
 @dataclass

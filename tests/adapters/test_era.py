@@ -1,4 +1,4 @@
-"""Property and regression tests of the three ERA activations against the spec (era-spec.md §4)."""
+"""Property and regression tests of the three ERA activations against the facts of docs/era.md."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_gaussian_entropy_pinned_exactly_when_unclipped_fp64(dim, per_dim, seed)
     era = GaussianERA(dim, per_dim * dim).double()
     raw = _raw(seed, (16, dim), 0.3, torch.float64)
     _, log_std = era.double()(torch.zeros(16, dim, dtype=torch.float64), raw)
-    # forward computes in fp32; redo in fp64 to check the algebra at the spec's 1e-12
+    # forward computes in fp32; redo in fp64 to check the algebra at 1e-12
     budget = per_dim * dim - dim * L
     log_std64 = torch.clamp(budget * torch.softmax(raw, -1), -8.0, 0.0)
     unclipped = (log_std64 > -8.0).all(-1)

@@ -1,4 +1,4 @@
-"""cluster.yaml must pass Ray's own cluster-launcher validation (offline, ray.md section 6) and
+"""cluster.yaml must pass Ray's own cluster-launcher validation (offline, docs/harness.md) and
 set up what era-harness needs on every node."""
 
 from __future__ import annotations

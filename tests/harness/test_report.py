@@ -5,6 +5,7 @@ rliable and matplotlib run for real.
 """
 
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -266,7 +267,7 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     results = write_results_dir(tmp_path / "res", algos=("sac",), tasks=("gym:Hopper-v5",), seeds=(0,))
     assert main(["report", str(results), "--final", "best", "--out", str(tmp_path / "out")]) == 2
     assert "'mean:K'" in capsys.readouterr().err
-    (tmp_path / "corrupt").mkdir()
+    shutil.copytree(results, tmp_path / "corrupt")
     (tmp_path / "corrupt" / "results.parquet").write_text("not parquet")
     assert main(["report", str(tmp_path / "corrupt"), "--out", str(tmp_path / "out")]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def test_grid_suite_runs_to_completion_with_one_final_evaluation_per_trial(local
         (a, t, s) for a in ("ppo", "ppo-era") for t in ("gym:Pendulum-v1", "gym:Hopper-v5") for s in (0, 1)}
     assert (results.step == 64).all() and (results.suite == "grid").all()
     assert (results["setting.n_steps"] == 64).all() and (results.base_algo == results.algo).all()
-    # PPO-ERA pins the policy's entropy at entropy_per_dim * D (spec section 1): it really ran in the workers
+    # PPO-ERA pins the policy's entropy at entropy_per_dim * D (docs/era.md, section 1): it really ran in the workers
     era = results[results.algo == "ppo-era"]
     dims = era.task.map({"gym:Pendulum-v1": 1, "gym:Hopper-v5": 3})
     assert era.entropy.to_numpy() == pytest.approx(0.25 * dims.to_numpy(), abs=1e-4)
@@ -215,7 +215,7 @@ def _descendants(pid: int) -> dict[int, bytes]:
 
 
 def _stop_leftovers(processes: dict[int, bytes], wait_s: float = 10.0) -> None:
-    """ray.md: the driver's Ray processes die with it; stop any that did not, by PID."""
+    """docs/harness.md: the driver's Ray processes die with it; stop any that did not, by PID."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         alive = {p: c for p, c in processes.items() if _same_process(p, c)}

@@ -52,7 +52,7 @@ def test_rows_come_from_states_with_rerun_steps_replaced(suite_and_trials):
     states = {t.trial_id: TrialState(t.trial_id) for t in trials}
     # a restore re-ran step 64: the later value wins, nothing is duplicated
     states[first.trial_id].records = [_record(64, 1.0), _record(128, 2.0), _record(64, 3.0)]
-    frame = results_frame(trials, states, suite.normalization)
+    frame = results_frame(trials, states, suite.benchmark)
     assert list(frame.columns[: len(RESULT_COLUMNS)]) == RESULT_COLUMNS
     assert frame[["step", "score"]].values.tolist() == [[64, 3.0], [128, 2.0]]
     # normalized against the shipped Hopper reference, computed here from the table itself
@@ -77,7 +77,7 @@ def test_setting_columns_with_mixed_types_become_text(suite_and_trials, tmp_path
 def test_benchmark_none_leaves_scores_unnormalized(suite_and_trials):
     suite, trials = suite_and_trials
     states = {t.trial_id: TrialState(t.trial_id, records=[_record(128, 1.0)]) for t in trials}
-    frame = results_frame(trials, states, None, benchmark_none=True)
+    frame = results_frame(trials, states, "none")
     assert frame.normalized_score.map(math.isnan).all()
 
 

@@ -1,4 +1,4 @@
-"""ERAGRPOTrainer inside TRL's GRPOTrainer (spec section 3): the loss against a hand computation,
+"""ERAGRPOTrainer inside TRL's GRPOTrainer (docs/era.md, section 3): the loss against a hand computation,
 which tokens ERA touches, the gradient identity, equality with TRL at k = 1, and the old
 log-probs of num_iterations > 1. Everything runs offline on a tiny config-built Llama."""
 

@@ -15,6 +15,7 @@ from adapters import llm  # noqa: E402
 from adapters.errors import ConfigError, UnknownNameError  # noqa: E402
 from adapters.llm.evaluation import pass_at_k, pass_ks  # noqa: E402
 from adapters.llm.hub import EVAL_SETS, DatasetSpec, dataset_spec, extract_answer, math_reward  # noqa: E402
+from adapters.llm.settings import HubTaskId  # noqa: E402
 from adapters.registry import budget_unit, family_for  # noqa: E402
 from adapters.trial import TrialSpec, run_trial  # noqa: E402
 
@@ -68,7 +69,7 @@ def test_validate_refuses_bad_input_with_the_fix(bad, match):
 def test_unknown_task_lists_the_known_ones():
     with pytest.raises(UnknownNameError, match="llm:arith, llm:decompose, llm:hf:<dataset>, llm:tagged-sum"):
         llm.validate(spec(task="llm:gsm8k"))
-    assert llm.parse_task("llm:hf:BytedTsinghua-SIA/DAPO-Math-17k") == llm.HubTaskId("BytedTsinghua-SIA/DAPO-Math-17k")
+    assert llm.parse_task("llm:hf:BytedTsinghua-SIA/DAPO-Math-17k") == HubTaskId("BytedTsinghua-SIA/DAPO-Math-17k")
 
 
 @needs_trl
@@ -162,6 +163,10 @@ def test_era_trial_resumes_from_its_checkpoint_without_redoing_the_warm_up(tmp_p
     interrupted = run_trial(era, tmp_path / "trial")
     first = [next(interrupted), next(interrupted)]
     interrupted.close()
+    # the trial folder (what Ray Tune uploads as the checkpoint) holds TRL's trainer state once:
+    # inside current/, not also in a working copy beside it
+    assert sorted(p.name for p in (tmp_path / "trial").iterdir()) == ["current"]
+    assert (tmp_path / "trial" / "current" / "trainer" / "trainer_state.json").is_file()
 
     def no_warm_up(*args, **kwargs):
         raise AssertionError("a resumed trial must take its warm-up from the checkpoint")

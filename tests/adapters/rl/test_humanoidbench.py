@@ -259,8 +259,9 @@ def test_normalization_of_a_real_evaluation_matches_the_table(trials):
 
 @needs_hb
 def test_provenance_records_which_humanoidbench_ran(trials):
-    environment = json.loads((trials["sac", "h1-walk-v0"] / "environment.json").read_text())
-    source = environment["packages"]["humanoid-bench"]
+    [row] = pd.read_parquet(trials["sac", "h1-walk-v0"] / "trials.parquet").to_dict("records")
+    assert row["status"] == "done" and row["code_version"]
+    source = json.loads(row["packages"])["humanoid-bench"]
     assert f"path={HB_DIR}" in source and "sources_sha256=" in source
     from adapters.rl.humanoidbench import source_info
 

@@ -160,7 +160,7 @@ def test_delta_is_not_in_the_actor_optimizer(cheetah):
 
 def _one_update_recomputed(model, alphas: tuple[float, ...], batch_size: int = 32):
     """SB3's logged (actor, critic) losses of one ``train()`` step, and the same two recomputed
-    independently, for each entropy coefficient in ``alphas``, from the formulas of spec section 1
+    independently, for each entropy coefficient in ``alphas``, from the formulas of docs/era.md, section 1
     (actor loss = −mean min Q(s, a∼π); target = r + γ·mask·min Q̄(s', a'∼π), no log-prob), with the
     entropy terms of SAC added back as ``α·log π``."""
     before = {name: copy.deepcopy(getattr(model, name).state_dict()) for name in ("actor", "critic", "critic_target")}

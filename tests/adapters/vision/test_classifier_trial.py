@@ -49,7 +49,7 @@ def test_resnet_era_learns_digits_above_the_entropy_floor(uninterrupted: list[Ev
     final = uninterrupted[-1]
     assert final.score >= 85.0, final
     assert set(final.metrics) == METRICS
-    assert final.metrics["entropy_min"] >= 0.6 - 0.01  # spec section 2: series floor within 0.01
+    assert final.metrics["entropy_min"] >= 0.6 - 0.01  # docs/era.md, section 2: series floor within 0.01
     assert final.entropy >= final.metrics["entropy_min"]
     assert final.metrics["top5"] >= final.score and 0.0 <= final.metrics["ece"] <= 1.0
     assert uninterrupted[0].wall_time_s < final.wall_time_s

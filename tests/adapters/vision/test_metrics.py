@@ -70,7 +70,7 @@ def test_streaming_equals_one_shot() -> None:
 
 
 def test_era_output_ties_need_the_raw_ranking() -> None:
-    """Confident logits through SoftmaxERA tie every improbable class in fp32 (spec section 2);
+    """Confident logits through SoftmaxERA tie every improbable class in fp32 (docs/era.md, section 2);
     ranking by the logits entering ERA gives the exact-arithmetic top-5."""
     generator = torch.Generator().manual_seed(0)
     raw = torch.randn(400, 10, generator=generator) * 40
