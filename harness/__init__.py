@@ -1,7 +1,7 @@
 """era-harness: suites of ERA-vs-baseline trials, run with Ray Tune, reported with rliable.
 
 Sub-packages, each one job: ``suite`` (the YAML schema and its expansion into trials), ``run``
-(the Ray Tune executor), ``results`` (the results folder and provenance), ``stats`` (normalization
+(the Ray Tune executor), ``store`` (the results folder and provenance), ``stats`` (normalization
 and interval estimates), ``report`` (markdown, JSON and figures), ``cluster`` (Ray Jobs), ``cli``
 (the ``era`` command). The harness knows the adapters only through ``adapters.registry`` and the
 trial contract (``adapters.trial``).

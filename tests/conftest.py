@@ -57,3 +57,15 @@ def local_ray(ray_temp_dir):
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line saying whether HumanoidBench's tests ran (they skip where it is not installed)."""
+    counts = {}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        reports = terminalreporter.stats.get(outcome, [])
+        counts[outcome] = sum(1 for r in reports if "test_humanoidbench.py" in getattr(r, "nodeid", ""))
+    if any(counts.values()):
+        terminalreporter.write_line(
+            "HumanoidBench tests: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items() if n)
+        )

@@ -25,7 +25,7 @@ __all__ = ["add_parser", "parse_settings"]
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "trial",
-        help="run one trial in-process and write DIR/results.parquet",
+        help="run one trial in-process and write DIR/results.parquet (and the tables era run writes)",
         description=(
             "Run one (algorithm, task, seed) trial in this process. Re-running into the same --out "
             "resumes from the trial's last checkpoint."

@@ -102,3 +102,16 @@ def test_progress_is_read_through_the_checkpoint_module(tmp_path):
     assert progress.records() == _records(2) and progress.counters == {"steps": 200}
     with pytest.raises(ValueError, match="no list of records"):
         parse_progress(b"{}")
+
+
+def test_family_defaults_cover_exactly_their_registry_rows():
+    from adapters.llm.settings import DEFAULTS as LLM_DEFAULTS
+    from adapters.rl.settings import ERA_SETTINGS
+    from adapters.vision.settings import DEFAULTS as VISION_DEFAULTS
+
+    def names(family: str) -> set[str]:
+        return {name for name, row in ALGORITHMS.items() if row.family == family}
+
+    assert set(VISION_DEFAULTS) == names("adapters.vision")
+    assert set(LLM_DEFAULTS) == names("adapters.llm")
+    assert set(ERA_SETTINGS) == {name for name in names("adapters.rl") if is_era(name)}
