@@ -59,6 +59,7 @@ class DeltaTuningCallback(BaseCallback):
         self.per_dim = bool(per_dim)
         self.tuner: DeltaTuner | None = None
         self._pending_state: dict | None = None
+        self._pending_params: tuple | None = None
         self.last_entropy = float("nan")
 
     def _init_callback(self) -> None:
@@ -76,6 +77,9 @@ class DeltaTuningCallback(BaseCallback):
             if self._pending_state is not None:
                 self.tuner.load_state_dict(self._pending_state)
                 self._pending_state = None
+        if self._pending_params is not None:
+            self.model.actor.last_update_params = self._pending_params
+            self._pending_params = None
 
     def _on_step(self) -> bool:
         return True
@@ -97,15 +101,22 @@ class DeltaTuningCallback(BaseCallback):
         self.logger.record("train/era_entropy", self.last_entropy)
 
     def state_dict(self) -> dict:
-        """δ and its optimiser's state (empty when δ is not tuned)."""
-        if self.tuner is not None:
-            return self.tuner.state_dict()
-        return dict(self._pending_state or {})
+        """δ, its optimiser's state and the batch its next step reads (empty when δ is not tuned)."""
+        if self.tuner is None:
+            return dict(self._pending_state or {})
+        state = self.tuner.state_dict()
+        model = getattr(self, "model", None)
+        params = getattr(model.actor, "last_update_params", None) if model is not None else None
+        if params is not None:  # the next step's input: without it a resumed trial skips one δ step
+            state["last_update_params"] = params
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; applied when the callback is next attached to a model."""
         if not state:
             return
+        state = dict(state)
+        self._pending_params = state.pop("last_update_params", None)
         if self.tuner is not None:
             self.tuner.load_state_dict(state)
         else:

@@ -1,7 +1,10 @@
 """What an SB3 trial's checkpoint holds, and how it is written and restored.
 
-Besides SB3's own model zip (policy, optimizers, counters, temperature): the replay buffer, the
-global random generators, δ's tuner and the environments' generators.
+Besides SB3's own model zip (policy, optimizers, counters, temperature, the last observation,
+the action space's generator): the replay buffer, the global random generators, δ's tuner, the
+environments' generators and the training episode in progress (:mod:`adapters.rl.episode_log`).
+That is everything the rest of the trial depends on, so a resumed trial produces the
+uninterrupted trial's evaluations exactly, on the machine that wrote the checkpoint.
 
 SB3's own ``save_replay_buffer`` pickles the whole preallocated buffer (1M rows whatever the fill,
 2.8 GB for Humanoid); :func:`save_replay_buffer` writes only the filled rows, so checkpointing
@@ -73,7 +76,7 @@ def load_rng_state(path: str | Path) -> None:
     """Restore :func:`save_rng_state`'s generators (CUDA only if the device count matches)."""
     import torch
 
-    state = torch.load(path, weights_only=False)
+    state = _load(Path(path))
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
@@ -85,21 +88,26 @@ def load_rng_state(path: str | Path) -> None:
 # A whole trial's state
 # --------------------------------------------------------------------------------------------
 
-_MODEL, _REPLAY, _TUNER, _RNG, _ENVS = "model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt"
+_MODEL, _REPLAY, _TUNER, _RNG, _ENVS, _EPISODE = (
+    "model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt", "episode.pt")
 
 
 def write_state(directory: Path, model: Any, callback: Any, envs: dict[str, Any]) -> None:
     import torch
 
     from adapters.rl.envs import rng_state
+    from adapters.rl.episode_log import episode_state
 
-    model.save(directory / _MODEL)  # policy, optimizers, counters, temperature (SB3's format)
+    # policy, optimizers, counters, temperature, the last observation and the action space's
+    # generator (SB3's format)
+    model.save(directory / _MODEL)
     if getattr(model, "replay_buffer", None) is not None:
         save_replay_buffer(model.replay_buffer, directory / _REPLAY)
     if callback is not None:
         torch.save(callback.state_dict(), directory / _TUNER)
     save_rng_state(directory / _RNG)
     torch.save({name: rng_state(env) for name, env in envs.items()}, directory / _ENVS)
+    torch.save(episode_state(model.env), directory / _EPISODE)
 
 
 def identity(spec: TrialSpec) -> dict[str, Any]:
@@ -116,14 +124,29 @@ def check_same_trial(spec: TrialSpec, saved: dict[str, Any] | None, state_dir: P
         )
 
 
+def _load(path: Path) -> Any:
+    """One of the checkpoint's torch files; a missing or unreadable one is a one-line error."""
+    import torch
+
+    try:
+        return torch.load(path, weights_only=False)
+    except Exception as error:  # noqa: BLE001 - a truncated or foreign file fails in many ways
+        raise ConfigError(
+            f"cannot resume from {path.parent.parent}: {path.name} is missing or corrupt ({type(error).__name__}); "
+            f"delete that folder to restart the trial from scratch"
+        ) from error
+
+
 def restore(spec: TrialSpec, state_dir: Path, envs: dict[str, Any], device: Any, callback: Any) -> Any:
     import torch
 
     from adapters.rl.envs import set_rng_state
+    from adapters.rl.episode_log import replay_episode
 
     env = envs["train"]
     try:
-        model = sb3_class(spec.algo).load(state_dir / _MODEL, env=env, device=device)
+        # force_reset=False keeps the saved last observation: the episode is replayed below
+        model = sb3_class(spec.algo).load(state_dir / _MODEL, env=env, device=device, force_reset=False)
         if (state_dir / _REPLAY).exists():
             load_replay_buffer(model.replay_buffer, state_dir / _REPLAY)
     except (ValueError, KeyError) as error:  # SB3 refuses other spaces or policy kwargs
@@ -132,12 +155,11 @@ def restore(spec: TrialSpec, state_dir: Path, envs: dict[str, Any], device: Any,
             f"was written with other settings: write to a new output folder"
         ) from error
     if callback is not None and (state_dir / _TUNER).exists():
-        callback.load_state_dict(torch.load(state_dir / _TUNER, weights_only=False))
-    if (state_dir / _ENVS).exists():  # the eval env's generator, the simulator-step count
-        for name, state in torch.load(state_dir / _ENVS, weights_only=False).items():
-            set_rng_state(envs[name], state)
-    # The env cannot be checkpointed: the resumed trial starts a fresh episode, seeded from the step.
-    model.env.seed(spec.seed + model.num_timesteps)
-    model.action_space.seed(spec.seed + model.num_timesteps)
+        callback.load_state_dict(_load(state_dir / _TUNER))
+    episode = _load(state_dir / _EPISODE)
+    if episode is not None:
+        model._last_obs = replay_episode(model.env, episode, model._last_obs)
+    for name, state in _load(state_dir / _ENVS).items():
+        set_rng_state(envs[name], state)  # after the replay: the eval env's generator, the step counts
     load_rng_state(state_dir / _RNG)
     return model

@@ -30,10 +30,11 @@ def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
     """Train, evaluating every ``eval_every`` env steps; resumes from ``checkpoint`` if it has one."""
     from adapters.device import select_device
     from adapters.rl.envs import make_env, sim_steps
+    from adapters.rl.episode_log import EpisodeLog
 
     settings = resolve_settings(spec)
     device = select_device(spec.device)
-    env = make_env(spec.task, seed=spec.seed, protocol=settings.protocol)
+    env = EpisodeLog(make_env(spec.task, seed=spec.seed, protocol=settings.protocol))  # resumable mid-episode
     eval_env = make_env(spec.task, seed=spec.seed, protocol=settings.protocol)
     envs = {"train": env, "eval": eval_env}
     callback = None

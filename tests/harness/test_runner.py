@@ -295,3 +295,13 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
         (trial_dir,) = [p for p in second_run.iterdir() if p.name.endswith(trial_id)]
         steps = [json.loads(line)["step"] for line in (trial_dir / "result.json").read_text().splitlines()]
         assert steps[0] == last_step + 256
+
+    # and every row, resumed or not, is the uninterrupted run's, bit for bit
+    reference_out = tmp_path / "uninterrupted"
+    reference = subprocess.run([*ERA, "run", str(path), "--out", str(reference_out), "--no-report"],
+                               env=env, capture_output=True, text=True, timeout=300)
+    assert reference.returncode == 0, reference.stdout + reference.stderr
+    columns = ["trial_id", "step", "score", "entropy"]
+    uninterrupted = pd.read_parquet(reference_out / "results.parquet")[columns].sort_values(columns[:2])
+    pd.testing.assert_frame_equal(results[columns].sort_values(columns[:2]).reset_index(drop=True),
+                                  uninterrupted.reset_index(drop=True), check_exact=True)

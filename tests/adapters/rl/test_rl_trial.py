@@ -165,14 +165,15 @@ def test_a_killed_trial_resumes_from_its_checkpoint(tmp_path):
     trial.close()  # killed right after the first checkpoint
     assert first.step == 100
     state = tmp_path / "current"
-    for name in ("model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt", "progress.json"):
+    for name in ("model.zip", "replay.npz", "delta_tuner.pt", "rng.pt", "envs.pt", "episode.pt", "progress.json"):
         assert (state / name).exists(), name
 
     # what the restore brings back: counters, replay rows, δ and its optimiser
     from adapters.rl.envs import make_env
+    from adapters.rl.episode_log import EpisodeLog
 
     callback = DeltaTuningCallback()
-    envs = {"train": make_env(spec.task), "eval": make_env(spec.task)}
+    envs = {"train": EpisodeLog(make_env(spec.task)), "eval": make_env(spec.task)}
     model = restore(spec, state, envs, "cpu", callback)
     assert model.num_timesteps == 100 and model.replay_buffer.pos == 100
     assert np.abs(model.replay_buffer.observations[:100]).sum() > 0
