@@ -11,6 +11,10 @@ markdown shows the same numbers with fewer digits.
 
 Tasks without reference scores (``harness.stats.normalize``) are reported on raw scores, one task at a
 time, and never enter the normalized aggregates.
+
+A NaN score (a run whose evaluation diverged) is kept where it falls, as rliable would take it: the
+statistics over it are NaN (``null`` in the JSON, ``NaN`` in the markdown) and a note names the
+trials; it does not move its task to the raw-score tables.
 """
 
 from __future__ import annotations
@@ -173,16 +177,18 @@ def _curve_json(curve) -> dict | None:
     }
 
 
-def _per_task(finals: pd.DataFrame, algos: Sequence[str]) -> list[dict]:
+def _per_task(finals: pd.DataFrame, algos: Sequence[str], normalized_tasks: Sequence[str]) -> list[dict]:
+    """Mean and std over seeds of each (task, algorithm)'s final scores; NaN (null) over a NaN score,
+    no normalized summary on a raw-score task."""
     rows = []
     order = {a: i for i, a in enumerate(algos)}
     for (task, algo), group in sorted(finals.groupby(["task", "algo"]), key=lambda kv: (kv[0][0], order[kv[0][1]])):
         n = len(group)
 
         def summary(column: str) -> dict | None:
-            values = group[column].to_numpy(float)
-            if not np.all(np.isfinite(values)):
+            if column == "normalized_score" and task not in normalized_tasks:
                 return None
+            values = group[column].to_numpy(float)
             return {"mean": _num(values.mean()), "std": _num(values.std(ddof=1)) if n > 1 else None}
 
         rows.append({
@@ -386,17 +392,46 @@ def _scope(data: ResultsDir, *, reps: int, seed: int, final: str, bootstrap: str
     notes += [f"{x} has no baseline run ({baseline_of(base_of[x])}) to compare with"
               for x in algos if is_era(base_of[x]) and not any(p[0] == x for p in pairs)]
 
-    complete = finals.groupby("task")["normalized_score"].apply(lambda v: bool(np.all(np.isfinite(v))))
-    raw_tasks = sorted(t for t, ok in complete.items() if not ok)
-    for task in raw_tasks:
-        partial = finals.loc[finals["task"] == task, "normalized_score"].notna().any()
-        why = "some runs lack a normalized score" if partial else "no reference scores"
-        notes.append(f"task {task} is reported on raw scores ({why}) and left out of the normalized aggregates")
+    # normalized: every run with a score has a normalized one (a NaN score stays NaN in the aggregates)
+    complete, raw_tasks = {}, []
+    for task, rows in finals.groupby("task"):
+        normalized = np.isfinite(rows["normalized_score"].to_numpy(float))
+        scored = rows["score"].notna().to_numpy()
+        complete[task] = bool(normalized.any() and np.all(normalized | ~scored))
+        if not complete[task]:
+            raw_tasks.append(task)
+            why = ("every run's final score is NaN" if not scored.any() else
+                   "some runs lack a normalized score" if normalized.any() else "no reference scores")
+            notes.append(f"task {task} is reported on raw scores ({why}) and left out of the normalized aggregates")
+    notes += _nan_notes(results, finals)
     if finals.empty:
         notes.append("no trial finished: there are no scores to aggregate")
     return _Scope(results=results, finals=finals, algos=algos, base_of=base_of, pairs=pairs,
                   normalized_tasks=sorted(t for t, ok in complete.items() if ok), raw_tasks=raw_tasks,
                   reps=reps, seed=seed, bootstrap=bootstrap, colors=plots.algorithm_colors(every_algo), notes=notes)
+
+
+def _nan_notes(results: pd.DataFrame, finals: pd.DataFrame, listed: int = 5) -> list[str]:
+    """A note on the finished trials whose final score is NaN and the evaluations that scored NaN."""
+    bad = finals[finals["score"].isna()]
+    evaluations = int(results["score"].isna().sum())
+    if bad.empty and not evaluations:
+        return []
+    named = [f"{r.algo} on {r.task} (seed {r.seed})" for r in bad.head(listed).itertuples()]
+    more = f" and {len(bad) - listed} more" if len(bad) > listed else ""
+    final = (f"{len(bad)} finished trial(s) have a NaN final score ({', '.join(named)}{more}): the aggregates "
+             f"and probabilities of improvement over them are NaN, as rliable gives them, and performance "
+             f"profiles count them as below every threshold; " if len(bad) else "")
+    return [f"NaN scores: {final}{evaluations} evaluation(s) scored NaN, and the sample-efficiency curves "
+            f"that include one are NaN at its step"]
+
+
+def _estimate_floats(e: Mapping) -> tuple[float, float, float]:
+    """``(point, low, high)`` of a JSON estimate, NaN for null, for drawing."""
+    def number(v: float | None) -> float:
+        return math.nan if v is None else float(v)
+
+    return number(e["value"]), number(e["ci"][0]), number(e["ci"][1])
 
 
 def _normalized_section(scope: _Scope) -> dict:
@@ -528,12 +563,12 @@ def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_ag
 
             def draw(p: Path, entry: dict = entry) -> Path:
                 band = entry["baseline"] and (entry["baseline"]["algo"],
-                                              (entry["baseline"]["iqm"]["value"], *entry["baseline"]["iqm"]["ci"]))
+                                              _estimate_floats(entry["baseline"]["iqm"]))
                 scores = entry["scores"]
                 ylabel = "IQM normalized score" if scores == "normalized" else f"IQM raw score ({scores})"
                 return plots.plot_sensitivity(
                     entry["key"], [r["value"] for r in entry["rows"]],
-                    [(r["iqm"]["value"], *r["iqm"]["ci"]) for r in entry["rows"]], p,
+                    [_estimate_floats(r["iqm"]) for r in entry["rows"]], p,
                     label=entry["base_algo"], baseline=band or None, ylabel=ylabel)
 
             scope.figures.append(_Figure(sensitivity_figure_name(entry),
@@ -643,7 +678,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
         "performance_profile": normalized["profile"],
         "sample_efficiency": {"normalized": _curve_json(normalized["curve"]),
                               "raw": {t: _curve_json(c) for t, c in raw["curves"].items()}},
-        "per_task": _per_task(scope.finals, scope.algos),
+        "per_task": _per_task(scope.finals, scope.algos, scope.normalized_tasks),
         "entropy": entropy,
         "pass_at_k": pass_at_k,
         "sensitivity": sensitivity,

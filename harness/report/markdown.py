@@ -34,17 +34,22 @@ def _f(x: float | None, decimals: int | None = None) -> str:
 
 
 def _ci(e: Mapping | None) -> str:
-    """``point [low, high]``, all three with the point's decimals."""
-    if not e or e.get("value") is None:
+    """``point [low, high]``, all three with the point's decimals; ``NaN`` for a computed estimate
+    that is not a number (JSON null: NaN scores went into it)."""
+    if not e:
         return "—"
+    if e.get("value") is None:
+        return "NaN"
     d = _decimals(max(abs(e["value"]), *(abs(c) for c in e["ci"] if c is not None)))
     return f"{_f(e['value'], d)} [{_f(e['ci'][0], d)}, {_f(e['ci'][1], d)}]"
 
 
 def _pm(summary: Mapping | None) -> str:
-    """``mean ± std`` with the mean's decimals."""
+    """``mean ± std`` with the mean's decimals; ``NaN`` when the mean is not a number."""
     if not summary:
         return "—"
+    if summary["mean"] is None:
+        return "NaN"
     d = _decimals(abs(summary["mean"]))
     return _f(summary["mean"], d) + ("" if summary.get("std") is None else f" ± {_f(summary['std'], d)}")
 

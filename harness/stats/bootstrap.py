@@ -11,7 +11,11 @@ Semantics follow rliable 1.2.0 exactly, only the random stream differs:
   uniformly with replacement *within its task* (and, as in rliable, independently per trailing
   index: a 3-D ``(runs, tasks, steps)`` array is resampled independently at each step);
 - several arrays (probability of improvement) are resampled independently of each other;
-- intervals are percentile intervals, ``np.percentile`` with linear interpolation as arch uses.
+- intervals are percentile intervals, ``np.percentile`` with linear interpolation as arch uses;
+- NaN scores give what rliable gives: NaN from the aggregates and the probability of improvement
+  (scipy's ``trim_mean`` and ``mannwhitneyu`` and numpy's mean, median and minimum propagate it),
+  a NaN counted as below every threshold in score distributions; a percentile interval is NaN as
+  soon as one repetition is (``np.percentile`` propagates NaN).
 
 Randomness is an argument: every function takes a ``numpy.random.Generator``. Memory is bounded by
 ``max_chunk_bytes``: repetitions are processed in chunks whose resampled data fits in it.
@@ -22,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 __all__ = [
     "BOOTSTRAPS",
@@ -106,11 +111,21 @@ def _iqm_last_axis(values: np.ndarray) -> np.ndarray:
     """rliable's IQM (``scipy.stats.trim_mean(x, 0.25)``) of each row of the last axis.
 
     trim_mean keeps the sorted values ``[int(0.25 n), n - int(0.25 n))``; a full sort of short rows
-    is several times faster than scipy's partition along a strided axis.
+    is several times faster than scipy's partition along a strided axis. A row with a NaN gives NaN,
+    as trim_mean does: the sort puts NaN last, where the trimming would drop it.
     """
-    n = values.shape[-1]
+    ordered = np.sort(values, axis=-1)
+    return _trimmed_mean_of_sorted(ordered, dtype=ordered.dtype)
+
+
+def _trimmed_mean_of_sorted(ordered: np.ndarray, dtype: DTypeLike) -> np.ndarray:
+    """The 25%-trimmed mean of rows sorted along the last axis; NaN for a row holding a NaN."""
+    n = ordered.shape[-1]
     cut = int(0.25 * n)
-    return np.sort(values, axis=-1)[..., cut:n - cut].mean(axis=-1)
+    means = ordered[..., cut:n - cut].mean(axis=-1, dtype=dtype)
+    if n:  # np.sort puts NaN last: the last value of a row is NaN exactly when the row has one
+        means[np.isnan(ordered[..., -1])] = np.nan
+    return means
 
 
 _AGGREGATES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -139,14 +154,12 @@ def batched_iqm_curve(scores: np.ndarray) -> np.ndarray:
 
     The curve is the hot path of a report (every evaluation step of every algorithm), so the
     resampled values are sorted as float32 (twice as fast; a relative rounding of 6e-8, far below
-    the bootstrap's own Monte-Carlo error) and averaged in float64.
+    the bootstrap's own Monte-Carlo error) and averaged in float64. A step with a NaN gives NaN.
     """
     chunk, runs, tasks, steps = scores.shape
     per_step = np.moveaxis(scores.reshape(chunk, runs * tasks, steps), 2, 1).astype(np.float32)
     per_step.sort(axis=-1)
-    n = runs * tasks
-    cut = int(0.25 * n)
-    return per_step[..., cut:n - cut].mean(axis=-1, dtype=np.float64)
+    return _trimmed_mean_of_sorted(per_step, dtype=np.float64)
 
 
 def batched_score_distributions(taus: np.ndarray) -> BatchedStatistic:
@@ -165,8 +178,11 @@ def batched_probability_of_improvement(x: np.ndarray, y: np.ndarray) -> np.ndarr
     """``(chunk, rx, tasks), (chunk, ry, tasks) -> (chunk, 1)``: P(X > Y) averaged over tasks.
 
     Per task this is the Mann-Whitney U statistic over ``rx·ry`` (ties count one half), which is
-    what rliable's ``probability_of_improvement`` computes with scipy, one task at a time.
+    what rliable's ``probability_of_improvement`` computes with scipy, one task at a time. A NaN in
+    either resample gives NaN: scipy's statistic is NaN on its task, and so is the mean over tasks.
     """
     greater = (x[:, :, None, :] > y[:, None, :, :]).mean(axis=(1, 2))
     ties = (x[:, :, None, :] == y[:, None, :, :]).mean(axis=(1, 2))
-    return (greater + 0.5 * ties).mean(axis=-1, keepdims=True)
+    out = (greater + 0.5 * ties).mean(axis=-1, keepdims=True)
+    out[np.isnan(x).any(axis=(1, 2)) | np.isnan(y).any(axis=(1, 2))] = np.nan
+    return out

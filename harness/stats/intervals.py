@@ -9,6 +9,11 @@ estimates always come from rliable's metric functions.
 rliable 1.2.0 ignores its ``random_state`` argument (its stratified bootstrap draws with
 ``np.random.choice``), so :func:`interval_estimates` seeds numpy's global generator around each
 call and restores its state afterwards (:func:`seeded_global_numpy`).
+
+NaN scores (a run whose evaluation diverged) are kept, not dropped: every statistic is then what
+rliable gives, under either bootstrap. Aggregates and the probability of improvement are NaN (point
+and interval), sample-efficiency curves are NaN at the steps holding one, and performance profiles
+count a NaN as below every threshold.
 """
 
 from __future__ import annotations
@@ -93,7 +98,9 @@ def final_scores(
 
     ``results`` has one row per evaluation with ``trial_id, algo, task, seed, step`` and
     ``columns``. Returns ``trial_id, algo, task, seed, step`` (the last step), ``evaluations``
-    (how many were averaged) and ``columns``, sorted by ``algo, task, seed, trial_id``.
+    (how many were averaged) and ``columns``, sorted by ``algo, task, seed, trial_id``. A NaN among
+    the last K evaluations makes the final score NaN, as numpy's mean does (pandas' mean would skip
+    it and average the others).
     """
     k = parse_final(final)
     keys = ["trial_id", "algo", "task", "seed"]
@@ -102,7 +109,8 @@ def final_scores(
     ordered = results.sort_values([*keys, "step"], kind="mergesort")
     tail = ordered.groupby("trial_id", sort=False).tail(k)
     grouped = tail.groupby(keys, sort=True)
-    out = grouped[list(columns)].mean()
+    has_nan = tail[list(columns)].isna().groupby([tail[key] for key in keys], sort=True).any()
+    out = grouped[list(columns)].mean().mask(has_nan)
     out["step"] = grouped["step"].max()
     out["evaluations"] = grouped["step"].size()
     out = out.reset_index()
@@ -326,8 +334,12 @@ def probability_of_improvement(
 
 
 def tau_grid(score_dict: Mapping[str, np.ndarray], points: int = 81) -> np.ndarray:
-    """Thresholds for performance profiles: from min(0, lowest score) to max(1, highest score)."""
+    """Thresholds for performance profiles: from min(0, lowest score) to max(1, highest score),
+    over the finite scores (a NaN counts as below every threshold, so it does not move the grid)."""
     values = np.concatenate([np.ravel(s) for s in score_dict.values()]) if score_dict else np.zeros(1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        values = np.zeros(1)
     low, high = min(0.0, float(np.min(values))), max(1.0, float(np.max(values)))
     return np.linspace(low, high, points)
 
@@ -338,7 +350,8 @@ def performance_profiles(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Score distributions: ``({algo: fraction of runs with score > tau}, {algo: (2, taus)})``.
 
-    The fraction is over all runs and tasks (rliable's ``score_distributions``).
+    The fraction is over all runs and tasks (rliable's ``score_distributions``); a NaN score counts
+    as not above any threshold, as there.
     """
     from rliable import library as rly
 
@@ -357,7 +370,7 @@ def sample_efficiency(
     """IQM at each evaluation step: ``({algo: (steps,)}, {algo: (2, steps)})``.
 
     ``curves`` maps an algorithm to an array (runs, tasks, steps); the IQM at a step is taken over
-    all runs and tasks at that step.
+    all runs and tasks at that step; it is NaN, with its interval, at a step holding a NaN score.
     """
     from rliable import metrics
 

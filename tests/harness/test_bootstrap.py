@@ -136,3 +136,94 @@ def test_memory_stays_bounded_by_the_chunk_size():
 def test_rejects_zero_repetitions(table):
     with pytest.raises(ValueError, match="at least 1"):
         stratified_bootstrap([table], batched_aggregates(["mean"]), 0, np.random.default_rng(0))
+
+
+# ------------------------------------------------------------------------------ NaN scores
+# rliable's aggregates (scipy's trim_mean, numpy's mean, median and minimum) and its probability
+# of improvement (scipy's mannwhitneyu) return NaN for any NaN input; its score distributions count
+# a NaN as not above any threshold. arch's percentile interval is NaN when any repetition is.
+
+def _with_nan(table: np.ndarray, cells) -> np.ndarray:
+    out = table.copy()
+    for cell in cells:
+        out[cell] = np.nan
+    return out
+
+
+NAN_CELLS = {
+    "lowest": lambda t: [np.unravel_index(np.argmin(t), t.shape)],
+    "highest": lambda t: [np.unravel_index(np.argmax(t), t.shape)],
+    "middle": lambda t: [(2, 3)],
+    "whole task": lambda t: [(r, 1) for r in range(t.shape[0])],
+    "every cell": lambda t: list(np.ndindex(t.shape)),
+}
+
+
+@pytest.mark.parametrize("where", NAN_CELLS)
+def test_batched_statistics_on_nan_equal_rliables(table, where):
+    scores = _with_nan(table, NAN_CELLS[where](table))
+    ours = batched_aggregates(METRIC_NAMES)(scores[None])[0]
+    theirs = np.array([f(scores) for f in RLIABLE_METRICS])
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    assert np.all(np.isnan(theirs))
+    taus = np.linspace(0, 1.2, 13)
+    np.testing.assert_allclose(batched_score_distributions(taus)(scores[None])[0],
+                               rly.score_distributions(scores, taus), rtol=0, atol=1e-12)
+    other = np.random.default_rng(8).beta(2.5, 3.0, size=(4, 6))
+    for x, y in ((scores, other), (other, scores), (scores, scores)):
+        theirs_poi = metrics.probability_of_improvement(x, y)
+        ours_poi = batched_probability_of_improvement(x[None], y[None])[0, 0]
+        assert np.isnan(theirs_poi) and np.isnan(ours_poi)
+
+
+def test_batched_iqm_curve_is_nan_exactly_at_the_steps_with_a_nan():
+    curve = np.random.default_rng(9).random((4, 3, 5))
+    curve[0, 1, 1] = np.nan  # one cell at step 1
+    curve[:, :, 3] = np.nan  # every cell at step 3
+    ours = batched_iqm_curve(curve[None])[0]
+    theirs = np.array([metrics.aggregate_iqm(curve[..., i]) for i in range(5)])
+    np.testing.assert_array_equal(np.isnan(theirs), [False, True, False, True, False])
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-6)  # NaN where theirs is NaN; float32 sort
+
+
+def test_intervals_on_nan_scores_match_rliable(table):
+    scores = _with_nan(table, [(2, 3)])
+    reps = 5_000
+    points, theirs = _rliable(scores, lambda s: np.array([f(s) for f in RLIABLE_METRICS]), reps)
+    assert np.all(np.isnan(points["x"])) and np.all(np.isnan(theirs["x"]))
+    ours = percentile_intervals(stratified_bootstrap([scores], batched_aggregates(METRIC_NAMES), reps,
+                                                     np.random.default_rng(0)))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs["x"]))
+
+
+def test_probability_of_improvement_intervals_on_nan_scores_match_rliable(table):
+    mine, other = _with_nan(table[:, :3], [(1, 2)]), np.random.default_rng(3).beta(2.5, 3.0, size=(4, 3))
+    reps = 500
+    for x, y in ((mine, other), (other, mine)):
+        _, theirs = _rliable([x, y], lambda a, b: np.array([metrics.probability_of_improvement(a, b)]), reps)
+        assert np.all(np.isnan(theirs["x"]))
+        ours = percentile_intervals(stratified_bootstrap([x, y], batched_probability_of_improvement, reps,
+                                                         np.random.default_rng(0)))
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs["x"]))
+
+
+def test_curve_intervals_on_nan_scores_match_rliable():
+    curve = np.random.default_rng(4).beta(2, 3, size=(5, 4, 6))
+    curve[3, 2, 4] = np.nan
+    reps = 10_000
+    _, theirs = _rliable(curve, lambda s: np.array([metrics.aggregate_iqm(s[..., i]) for i in range(6)]), reps)
+    np.testing.assert_array_equal(np.isnan(theirs["x"]).any(axis=0), [False] * 4 + [True, False])
+    ours = percentile_intervals(stratified_bootstrap([curve], batched_iqm_curve, reps, np.random.default_rng(0)))
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs["x"]))
+    np.testing.assert_allclose(ours, theirs["x"], atol=0.015)  # NaN == NaN, finite steps as the test above
+
+
+def test_profile_intervals_on_nan_scores_match_rliable(table):
+    scores = _with_nan(table, [(2, 3), (0, 5)])
+    taus = np.linspace(0, 1.2, 7)
+    reps = 5_000
+    points, theirs = _rliable(scores, lambda s: rly.score_distributions(s, taus), reps)
+    assert np.all(np.isfinite(points["x"])) and np.all(np.isfinite(theirs["x"]))  # NaN counts as below tau
+    ours = percentile_intervals(stratified_bootstrap([scores], batched_score_distributions(taus), reps,
+                                                     np.random.default_rng(0)))
+    np.testing.assert_allclose(ours, theirs["x"], atol=1 / scores.size)  # fractions move in steps of 1/cells

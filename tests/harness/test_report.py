@@ -353,3 +353,49 @@ def test_pass_at_k_table_and_figure_from_the_final_evaluations(tmp_path):
     assert (out.parent / "figures" / "pass_at_k.png").stat().st_size > 5000
     # a suite without pass@k columns gets no such section
     assert "pass@k" not in render_markdown(build_report(load_results(write_results_dir(tmp_path / "rl")), reps=10)[0])
+
+
+def _nulls(node, path=()):
+    """The paths of every null under ``node`` (a report.json section)."""
+    if node is None:
+        return {path}
+    if isinstance(node, dict):
+        return set().union(set(), *(_nulls(v, (*path, k)) for k, v in node.items()))
+    if isinstance(node, list):
+        return set().union(set(), *(_nulls(v, (*path, i)) for i, v in enumerate(node)))
+    return set()
+
+
+def test_a_nan_final_score_gives_nan_cells_where_rliable_gives_nan_and_a_note(tmp_path):
+    results_dir = write_results_dir(tmp_path / "results")
+    frame = pd.read_parquet(results_dir / "results.parquet")
+    last = frame["step"] == frame["step"].max()
+    diverged = ("sac-era-gym:Hopper-v5-1", f"{SWEEP}-gym:Pendulum-v1-0")  # a normalized and a raw task
+    frame.loc[frame["trial_id"].isin(diverged) & last, ["score", "normalized_score"]] = np.nan
+    frame.to_parquet(results_dir / "results.parquet", index=False)
+    md = write_report(results_dir, tmp_path / "report", reps=REPS, seed=0)  # draws every figure too
+    report = json.loads((md.parent / "report.json").read_text())
+
+    assert report["normalized_tasks"] == ["gym:Hopper-v5", "gym:Walker2d-v5"]  # a NaN run keeps its task
+    nan = {"value": None, "ci": [None, None]}
+    assert all(report["aggregates"]["sac-era"][m] == nan for m in stats.METRICS)
+    assert all(None not in [e["value"], *e["ci"]] for m in stats.METRICS for e in [report["aggregates"]["sac"][m]])
+    assert all(report["raw_aggregates"]["gym:Pendulum-v1"][SWEEP][m] == nan for m in ("iqm", "mean", "median"))
+    poi = {(r["x"], r["scores"]): r for r in report["probability_of_improvement"]}
+    assert {k for k, r in poi.items() if r["value"] is None} == {("sac-era", "normalized"), (SWEEP, "gym:Pendulum-v1")}
+    assert all(r["ci"] == [None, None] for r in poi.values() if r["value"] is None)
+    curve = report["sample_efficiency"]["normalized"]["algorithms"]["sac-era"]
+    assert [v is None for v in curve["iqm"]] == [False, False, False, True] == [v is None for v in curve["ci_low"]]
+
+    # null (NaN) exactly where rliable's own bootstrap gives NaN, on every statistic of the report
+    theirs, _ = build_report(load_results(results_dir), reps=REPS, seed=0, bootstrap="rliable")
+    for section in ("aggregates", "raw_aggregates", "probability_of_improvement", "performance_profile",
+                    "sample_efficiency", "per_task"):
+        assert _nulls(report[section]) == _nulls(theirs[section]), section
+
+    text = md.read_text()
+    note = next(n for n in report["notes"] if "NaN" in n)
+    assert "2 finished trial(s)" in note and "sac-era on gym:Hopper-v5 (seed 1)" in note
+    assert f"| `sac-era` | 3 | NaN | NaN | NaN | NaN |" in text
+    assert "| gym:Hopper-v5 | `sac-era` | 3 | NaN | NaN | 4000 |" in text
+    assert f"| `{SWEEP}` | `sac` | normalized | " in text and "| `sac-era` | `sac` | normalized | NaN |" in text

@@ -131,6 +131,53 @@ def test_sample_efficiency_is_iqm_per_step():
     assert intervals["x"].shape == (2, 3)
 
 
+
+# X with a fourth task, and with a NaN final score (a run whose last evaluation diverged); 4 tasks,
+# so that the IQM's trimmed quarter (4 of 16 cells) can hold every resampled copy of the NaN cell
+WIDE = np.hstack([X, Y[[0, 1, 2, 0], :1]])
+X_NAN = WIDE.copy()
+X_NAN[1, 1] = np.nan
+
+
+def _same_nans_and_points(ours, theirs, atol):
+    """Points and intervals of two ``interval_estimates`` results: NaN at the same places, finite
+    points exactly equal, finite interval end-points within ``atol``."""
+    for name in theirs[0]:
+        np.testing.assert_array_equal(ours[0][name], theirs[0][name])  # NaN == NaN here
+        np.testing.assert_array_equal(np.isnan(ours[1][name]), np.isnan(theirs[1][name]))
+        np.testing.assert_allclose(ours[1][name], theirs[1][name], rtol=0, atol=atol)
+
+
+def test_nan_scores_give_rliables_nans_in_every_statistic():
+    reps = 2_000
+    both = {b: stats.aggregate_estimates({"x": X_NAN, "y": WIDE}, reps=reps, seed=0, bootstrap=b)
+            for b in stats.BOOTSTRAPS}
+    for metric in stats.METRICS:
+        assert all(np.isnan(both[b]["x"][metric]).all() for b in both)  # point and both ends
+        assert all(np.isfinite(both[b]["y"][metric]).all() for b in both)
+    pairs = {"x vs y": (X_NAN, WIDE[:3]), "y vs x": (WIDE[:3], X_NAN), "x vs x": (X_NAN, X_NAN)}
+    poi = {b: stats.probability_of_improvement(pairs, reps=200, seed=0, bootstrap=b) for b in stats.BOOTSTRAPS}
+    assert all(np.isnan(poi[b][k]).all() for b in poi for k in pairs)
+
+
+def test_nan_scores_profiles_and_curves_match_rliable():
+    taus = np.linspace(0.0, 1.3, 6)
+    profiles = {b: stats.performance_profiles({"x": X_NAN}, taus, reps=5_000, seed=0, bootstrap=b)
+                for b in stats.BOOTSTRAPS}
+    assert np.all(np.isfinite(profiles["rliable"][1]["x"]))  # rliable counts a NaN as below every tau
+    _same_nans_and_points(profiles["vectorized"], profiles["rliable"], atol=1 / X_NAN.size)
+    curves = np.stack([WIDE, X_NAN, WIDE + 0.1], axis=-1)  # a NaN evaluation at the middle step
+    curve = {b: stats.sample_efficiency({"x": curves}, reps=5_000, seed=0, bootstrap=b) for b in stats.BOOTSTRAPS}
+    np.testing.assert_array_equal(np.isnan(curve["rliable"][1]["x"]).any(axis=0), [False, True, False])
+    _same_nans_and_points(curve["vectorized"], curve["rliable"], atol=0.02)
+
+
+def test_tau_grid_spans_the_finite_scores():
+    taus = stats.tau_grid({"x": X_NAN * 2, "y": Y}, points=5)
+    assert taus[0] == 0.0 and taus[-1] == pytest.approx(2.6)  # twice X's largest score
+    np.testing.assert_array_equal(stats.tau_grid({"x": np.full((2, 2), np.nan)}, points=3), [0.0, 0.5, 1.0])
+
+
 def _results(rows):
     return pd.DataFrame(rows, columns=["trial_id", "algo", "task", "seed", "step", "score", "normalized_score"])
 
@@ -147,6 +194,16 @@ def test_final_scores_last_and_mean_of_last_k():
     assert list(mean2["score"]) == [2.5, 6.0] and list(mean2["evaluations"]) == [2, 2]
     assert list(mean2["normalized_score"]) == pytest.approx([0.25, 0.6])
     assert list(stats.final_scores(results, final="mean:10")["score"]) == pytest.approx([7 / 3, 17 / 3])
+
+
+def test_a_nan_among_the_last_k_evaluations_makes_the_final_score_nan():
+    rows = [("t0", "sac", "gym:Hopper-v5", 0, step, score, score / 10)
+            for step, score in ((100, 1.0), (200, 2.0), (300, np.nan))]
+    results = _results(rows)
+    for final in ("last", "mean:2", "mean:3"):
+        finals = stats.final_scores(results, final=final)
+        assert np.isnan(finals["score"][0]) and np.isnan(finals["normalized_score"][0])  # as numpy's mean
+    assert stats.final_scores(results.iloc[:2], final="mean:2")["score"][0] == 1.5
 
 
 @pytest.mark.parametrize("bad", ["first", "mean:0", "mean:x", "mean"])
