@@ -12,6 +12,7 @@ from collections.abc import Iterable
 __all__ = [
     "EraError",
     "ConfigError",
+    "SettingError",
     "UnknownNameError",
     "MissingDependencyError",
     "TrainingDivergedError",
@@ -26,6 +27,18 @@ class EraError(Exception):
 
 class ConfigError(EraError, ValueError):
     """Bad user input (a setting, a suite, a task id): nothing was started."""
+
+
+class SettingError(ConfigError):
+    """A bad value of one named setting; ``setting`` lets the harness point at the suite line that
+    gave it."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
+
+    def __reduce__(self):  # keep ``setting`` through pickling (the base class pickles args only)
+        return type(self), (str(self.args[0]), self.setting)
 
 
 class UnknownNameError(ConfigError, KeyError):

@@ -1,6 +1,8 @@
 """The SB3 family's settings: what each algorithm accepts, checked and split by who consumes it.
 
-``settings`` may override any scalar keyword argument of SB3's ``SAC`` / ``PPO``. On top of them:
+``settings`` may override any scalar keyword argument of SB3's ``SAC`` / ``PPO``; each value is
+checked against the type SB3's signature annotates and the range SB3 documents (``_RANGES``) before
+anything runs. On top of them:
 
 - ERA settings (``docs/era.md``): ``entropy_per_dim`` (0.25), ``log_std_min`` (−8), ``log_std_max``
   (0); for ``sac-era`` also ``delta`` (``auto`` | ``constant`` | ``none``), ``delta_per_dim`` (0.853,
@@ -17,16 +19,25 @@
 
 from __future__ import annotations
 
+import collections.abc
+import functools
 import inspect
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.errors import ConfigError, unknown_name
+from adapters.errors import ConfigError, SettingError, unknown_name
 from adapters.registry import algorithm
 from adapters.rl.protocol import PROTOCOL_SETTINGS, EnvProtocol, default_eval_every, env_protocol
 from adapters.trial import TrialSpec
 
-__all__ = ["ERA_SETTINGS", "RLSettings", "resolve_settings", "sb3_class", "eval_every", "validate", "describe"]
+__all__ = [
+    "ERA_SETTINGS", "RLSettings", "resolve_settings", "sb3_class", "eval_every", "rollout_steps", "validate",
+    "describe",
+]
 
 FAMILY = "adapters.rl"
 
@@ -60,6 +71,58 @@ _ERA_REFUSED = {
     "use_sde_at_warmup": "gSDE bypasses ERA's log-std",
 }
 _ACTIVATIONS = ("ReLU", "Tanh", "ELU", "GELU", "SiLU", "LeakyReLU")
+
+#: environments a trial trains on: ``make_env`` builds one, which SB3 wraps in a one-env VecEnv
+N_ENVS = 1
+
+
+@dataclass(frozen=True)
+class _Range:
+    """Where SB3's documentation puts a numeric keyword argument."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is excluded (a positive number)
+    note: str = ""
+
+    def holds(self, value: float) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def text(self, integer: bool) -> str:
+        kind = "an integer" if integer else "a number"
+        if self.low is not None and self.high is not None:
+            text = f"{kind} in [{self.low:g}, {self.high:g}]"
+        elif self.low == 0 and self.low_open:
+            text = f"a positive {kind.split()[-1]}"
+        elif self.low is not None:
+            text = f"{kind} {'>' if self.low_open else '>='} {self.low:g}"
+        else:
+            text = kind
+        return f"{text} ({self.note})" if self.note else text
+
+
+_UNIT, _POSITIVE, _AT_LEAST_1, _AT_LEAST_0 = _Range(0, 1), _Range(0, low_open=True), _Range(1), _Range(0)
+#: SB3's documented ranges (its SAC and PPO docstrings) for the numbers its signatures take
+_RANGES: dict[str, _Range] = {
+    "learning_rate": _POSITIVE, "gamma": _UNIT, "gae_lambda": _UNIT, "tau": _UNIT,
+    "clip_range": _POSITIVE, "clip_range_vf": _POSITIVE, "target_kl": _POSITIVE, "max_grad_norm": _POSITIVE,
+    "ent_coef": _AT_LEAST_0, "vf_coef": _AT_LEAST_0, "learning_starts": _AT_LEAST_0,
+    "n_steps": _AT_LEAST_1, "batch_size": _AT_LEAST_1, "n_epochs": _AT_LEAST_1, "buffer_size": _AT_LEAST_1,
+    "train_freq": _AT_LEAST_1, "target_update_interval": _AT_LEAST_1,
+    "gradient_steps": _Range(-1, note="-1: as many as env steps"),
+    "sde_sample_freq": _Range(-1, note="-1: only at the start of each rollout"),
+}
+#: with normalize_advantage (the default), SB3's PPO asserts a mini-batch and a rollout of >= 2 steps
+_PPO_NORMALIZED = _Range(2, note="PPO normalizes advantages over each mini-batch")
+#: the strings SB3 accepts where its signature says ``str``: (what to write, the check)
+_STRINGS: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "ent_coef": ("'auto' or 'auto_<initial value>'",
+                 lambda s: s == "auto" or (s.startswith("auto_") and _positive_number(s[5:]))),
+    "target_entropy": ("'auto'", lambda s: s == "auto"),
+    "train_freq": ("'step' or 'episode'", lambda s: s in ("step", "episode")),
+}
 
 
 @dataclass
@@ -95,6 +158,91 @@ def sb3_class(algo: str) -> type:
     return getattr(stable_baselines3, _class_name(algo))
 
 
+@functools.cache
+def _sb3_parameters(class_name: str) -> Mapping[str, inspect.Parameter]:
+    import stable_baselines3
+
+    init = getattr(stable_baselines3, class_name).__init__
+    try:
+        return inspect.signature(init, eval_str=True).parameters
+    except (NameError, TypeError):  # an annotation that does not resolve: those parameters take anything
+        return inspect.signature(init).parameters
+
+
+def _positive_number(text: str) -> bool:
+    try:
+        return float(text) > 0
+    except ValueError:
+        return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _accepts(member: Any, key: str, value: Any, bounds: _Range | None) -> bool:
+    """Whether ``value`` is one ``member`` of SB3's annotation, within the documented range."""
+    origin = typing.get_origin(member)
+    if member in (inspect.Parameter.empty, Any) or isinstance(member, (str, typing.ForwardRef)):
+        return True
+    if member is type(None):
+        return value is None
+    if member is bool:
+        return isinstance(value, bool)
+    if member in (int, float):
+        number = _is_number(value) if member is float else isinstance(value, int) and not isinstance(value, bool)
+        return number and (bounds is None or bounds.holds(value))
+    if member is str:
+        choices = _STRINGS.get(key)
+        return isinstance(value, str) and (choices is None or choices[1](value))
+    if origin is collections.abc.Callable:
+        return callable(value)  # a schedule, given from Python; a suite cannot write one
+    if origin is tuple:
+        args = typing.get_args(member)
+        return (isinstance(value, (list, tuple)) and len(value) == len(args)
+                and all(_accepts(a, key, v, bounds) for a, v in zip(args, value)))
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, member) if isinstance(member, type) else True
+
+
+def _wanted(members: tuple[Any, ...], key: str, bounds: _Range | None) -> str:
+    """What a suite may write for a parameter annotated with ``members``, in words."""
+    parts = []
+    if float in members or int in members:
+        parts.append((bounds or _Range()).text(integer=float not in members))
+    if bool in members:
+        parts.append("true or false")
+    if str in members:
+        parts.append(_STRINGS.get(key, ("a string",))[0])
+    for member in members:
+        if typing.get_origin(member) is tuple:
+            parts.append("[" + ", ".join(_wanted((a,), key, bounds) for a in typing.get_args(member)) + "]")
+    if type(None) in members:
+        parts.append("null")
+    items = [item for part in parts for item in (part.split(" or ") if part[0] != "[" else [part])]
+    return ", ".join(items[:-1]) + f" or {items[-1]}" if len(items) > 1 else (items[0] if items else "plain data")
+
+
+def _check_sb3_value(algo: str, key: str, value: Any, settings: Mapping[str, Any]) -> None:
+    """Refuse a value SB3 would reject, or take and misbehave on, from its signature and documented range."""
+    parameter = _sb3_parameters(_class_name(algo)).get(key)
+    if parameter is None:
+        return
+    bounds = _RANGES.get(key)
+    if key in ("n_steps", "batch_size") and _class_name(algo) == "PPO" and settings.get("normalize_advantage", True):
+        bounds = _PPO_NORMALIZED
+    members = _members(parameter.annotation)
+    if not any(_accepts(member, key, value, bounds) for member in members):
+        raise SettingError(f"setting {key} of {algo} must be {_wanted(members, key, bounds)}, got {value!r}", key)
+
+
 def _allowed_sb3_keys(algo: str) -> set[str]:
     keys = set(inspect.signature(sb3_class(algo).__init__).parameters) - _RESERVED
     return keys - set(_ERA_REFUSED) if algorithm(algo).era else keys
@@ -115,25 +263,26 @@ def resolve_settings(spec: TrialSpec) -> RLSettings:
     for key, value in dict(spec.settings).items():
         if key == "torch_threads":
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"setting torch_threads must be a positive integer, got {value!r}")
+                raise SettingError(f"setting torch_threads must be a positive integer, got {value!r}", key)
             settings.torch_threads = value
         elif key in PROTOCOL_SETTINGS:
             protocol[key] = value
         elif key == "critic_layer_norm" and key in own:
             if not isinstance(value, bool):
-                raise ConfigError(f"setting critic_layer_norm must be true or false, got {value!r}")
+                raise SettingError(f"setting critic_layer_norm must be true or false, got {value!r}", key)
             settings.critic_layer_norm = value
         elif key in era_defaults:
             era[key] = value
         elif key in sb3_keys and key != "policy_kwargs":
+            _check_sb3_value(spec.algo, key, value, spec.settings)
             settings.sb3[key] = tuple(value) if key == "train_freq" and isinstance(value, list) else value
         elif key == "policy_kwargs":
             settings.policy = _policy_kwargs(spec.algo, value, set(era_defaults))
         elif algorithm(spec.algo).era and key in _ERA_REFUSED:
-            raise ConfigError(f"setting {key!r} is not available for {spec.algo}: {_ERA_REFUSED[key]}")
+            raise SettingError(f"setting {key!r} is not available for {spec.algo}: {_ERA_REFUSED[key]}", key)
         else:
-            raise ConfigError(
-                f"unknown setting {key!r} for {spec.algo}: allowed settings are {', '.join(allowed)}"
+            raise SettingError(
+                f"unknown setting {key!r} for {spec.algo}: allowed settings are {', '.join(allowed)}", key
             )
     if era:
         settings.delta_lr = era.pop("delta_lr", settings.delta_lr)
@@ -174,8 +323,63 @@ def _policy_kwargs(algo: str, value: Any, era_keys: set[str]) -> dict[str, Any]:
     return kwargs
 
 
+def rollout_steps(spec: TrialSpec) -> int | None:
+    """Env steps per PPO rollout (``n_steps x n_envs``), the only points where its ``learn()`` stops;
+    ``None`` for SAC, which can stop after any step."""
+    if _class_name(spec.algo) != "PPO":
+        return None
+    return spec.settings.get("n_steps", _sb3_parameters("PPO")["n_steps"].default) * N_ENVS
+
+
 def eval_every(spec: TrialSpec) -> int:
-    return spec.eval_every if spec.eval_every is not None else default_eval_every(spec.task, spec.budget)
+    """Env steps between evaluations: the trial's, or its task's default in whole PPO rollouts."""
+    if spec.eval_every is not None:
+        return spec.eval_every
+    every = default_eval_every(spec.task, spec.budget)
+    rollout = rollout_steps(spec)
+    return max(rollout, every // rollout * rollout) if rollout else every
+
+
+def _check_rollouts(spec: TrialSpec) -> None:
+    """PPO's ``learn()`` stops only at the end of a rollout, so the trial stops exactly at the budget and
+    evaluates at every ``eval_every`` only if a rollout divides both (``training.run`` learns up to
+    the next evaluation or the budget, whichever comes first)."""
+    rollout = rollout_steps(spec)
+    if rollout is None:
+        return
+    n_steps, budget = rollout // N_ENVS, spec.budget
+    given = spec.eval_every is not None and spec.eval_every < budget  # else only the budget counts
+    every = spec.eval_every if given else budget
+    bad_every, bad_budget = given and every % rollout != 0, budget % rollout != 0
+    if not (bad_every or bad_budget):
+        return
+    wrong = " or ".join([f"eval.every {every}"] * bad_every + [f"the budget {budget}"] * bad_budget)
+    options = []
+    if fits := _n_steps_that_fit(math.gcd(budget, every), n_steps):
+        options.append(f"n_steps {' or '.join(map(str, fits))}")
+    whole = lambda steps: max(rollout, round(steps / rollout) * rollout)  # noqa: E731
+    if bad_every and bad_budget:
+        options.append(f"budget {whole(budget)} and eval.every {min(whole(budget), whole(every))}")
+    elif bad_every:  # the two whole-rollout cadences around eval.every, within the budget
+        low = every // rollout * rollout
+        options.append("eval.every " + " or ".join(str(x) for x in (low, low + rollout) if rollout <= x <= budget))
+    else:  # the two whole-rollout budgets around it, no shorter than eval.every
+        low, least = budget // rollout * rollout, max(rollout, every if given else 0)
+        options.append("budget " + " or ".join(str(x) for x in (low, low + rollout) if x >= least))
+    raise SettingError(
+        f"{spec.algo} stops only at the end of a rollout, and n_steps x n_envs = {n_steps} x {N_ENVS} = {rollout} "
+        f"does not divide {wrong}: use {', or '.join(options)}", "n_steps")
+
+
+def _n_steps_that_fit(steps: int, n_steps: int) -> list[int]:
+    """Up to two ``n_steps`` (>= 2) whose rollouts divide ``steps``: the largest up to ``n_steps``, then above."""
+    if steps % N_ENVS:
+        return []
+    per_env = steps // N_ENVS
+    divisors = sorted({d for k in range(1, math.isqrt(per_env) + 1) if per_env % k == 0
+                       for d in (k, per_env // k)} - {1})
+    below = sorted((d for d in divisors if d <= n_steps), reverse=True)
+    return (below + [d for d in divisors if d > n_steps])[:2]
 
 
 def validate(spec: TrialSpec) -> None:
@@ -191,6 +395,7 @@ def validate(spec: TrialSpec) -> None:
         raise ConfigError(f"eval_episodes must be at least 1, got {spec.eval_episodes}")
     resolve_settings(spec)
     validate_task(spec.task)
+    _check_rollouts(spec)
 
 
 #: SB3's default networks and activation per algorithm class (its policies' defaults)

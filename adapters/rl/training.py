@@ -1,8 +1,9 @@
 """The SB3 family's trial: train in ``learn()`` chunks between evaluations, checkpoint after each.
 
 ``learn()`` runs with ``reset_num_timesteps=False``, so episodes and counters carry over. PPO
-only stops at the end of a rollout, so its evaluations fall on the first multiple of ``n_steps``
-at or after each ``eval_every`` mark; ``step`` records the true count.
+only stops at the end of a rollout, so ``validate`` refuses a PPO trial whose rollout
+(``n_steps x n_envs``) does not divide its budget and ``eval_every`` (its default ``eval_every`` is
+in whole rollouts): every chunk below then ends exactly on its target.
 
 By default a CPU trial uses 1 torch thread unless ``OMP_NUM_THREADS`` is set (Ray sets it per
 trial): these small MLPs gain little from intra-op threads, and several trials sharing cores with

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from ray.tune import Callback
 
 from harness.run.recorder import error_of, trial_of
+from harness.run.trainable import config_error_of
 
 __all__ = ["ProgressPrinter", "format_elapsed"]
 
@@ -72,8 +73,13 @@ class ProgressPrinter(Callback):
         self._line(f"FAILED {_label(trial)}: {short} | {self.summary(trials)}")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._done += 1
         self._finished.add(trial.trial_id)
+        error = config_error_of(trial.last_result or {})
+        if error is not None:  # ended on a ConfigError, which Tune was not given to retry
+            self._failed += 1
+            self._line(f"FAILED {_label(trial)}: {error} (bad input: not retried) | {self.summary(trials)}")
+            return
+        self._done += 1
         step, score = self._last.get(trial.trial_id, (None, None))
         last = f" score {score:.4g} at {step}" if step is not None else ""
         self._line(f"done   {_label(trial)}{last} | {self.summary(trials)}")

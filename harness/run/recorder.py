@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
-from harness.run.trainable import ENVIRONMENT_FILE
+from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
 from harness.store import TrialState, write_state, write_tables
 
 if TYPE_CHECKING:
@@ -184,6 +184,16 @@ class Recorder(Callback):
         state.checkpoint = checkpoint_pointer(checkpoint)
         self._save(state)
 
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        error = config_error_of(result)
+        if error is None:
+            return
+        state = self.states[trial_key(trial)]  # the trial returns next: a config error is not retried
+        state.status, state.error, state.traceback = "failed", error, error
+        state.failures += 1
+        state.finished_at = time.time()
+        self._save(state)
+
     def on_trial_recover(self, iteration, trials, trial, **info):
         state = self.states[trial_key(trial)]
         state.failures += 1
@@ -200,6 +210,8 @@ class Recorder(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         state = self.states[trial_key(trial)]
+        if config_error_of(trial.last_result or {}) is not None:  # failed, in on_trial_result
+            return
         state.status = "done"
         state.error = state.traceback = None
         state.finished_at = time.time()

@@ -8,6 +8,11 @@ Tune as the trial's checkpoint, so:
 - a later ``era run`` into the same results folder starts from ``config["trial"]["resume_from"]``,
   the last checkpoint the driver recorded (docs/harness.md: the history lives in the checkpoint, so re-run steps
   replace rows instead of adding them).
+
+Tune retries every exception a trainable raises (``FailureConfig.max_failures``) and has no way to
+mark one as final, but a ``ConfigError`` is bad input that no retry can fix. So the trainable does not
+raise it: it reports it as its last result (:data:`CONFIG_ERROR`) and returns, and the driver's
+callbacks record the trial as failed (:func:`config_error_of`).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["run_suite_trial", "metrics_of", "ENVIRONMENT_FILE"]
+__all__ = ["run_suite_trial", "metrics_of", "config_error_of", "ENVIRONMENT_FILE", "CONFIG_ERROR"]
 
 #: written next to the trial's ``current/`` checkpoint: the worker's host and package versions
 ENVIRONMENT_FILE = "environment.json"
+#: the result key of a trial that ended on a ``ConfigError``: ``"ConfigError: <message>"``
+CONFIG_ERROR = "config_error"
 
 #: keys Tune fills in itself; a family metric with one of these names is reported as ``era/<name>``
 _TUNE_KEYS = frozenset({
@@ -38,10 +45,17 @@ def metrics_of(row: Mapping[str, float]) -> dict[str, float]:
     return {(f"era/{k}" if k in _TUNE_KEYS else k): float(v) for k, v in row.items()}
 
 
+def config_error_of(result: Mapping[str, Any]) -> str | None:
+    """The error of a trial's result if the trial ended on a ``ConfigError`` (see the module docstring)."""
+    error = result.get(CONFIG_ERROR)
+    return error if isinstance(error, str) else None
+
+
 def run_suite_trial(config: dict[str, Any]) -> None:
     """Tune function trainable: ``config = {"trial": {**Trial.to_dict(), "resume_from": str | None}}``."""
     from ray import tune
 
+    from adapters.errors import ConfigError
     from adapters.trial import run_trial
     from harness.store.provenance import environment
     from harness.suite import Trial
@@ -57,5 +71,7 @@ def run_suite_trial(config: dict[str, Any]) -> None:
         (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment(trial.spec.task)))
         for record in run_trial(trial.spec, workdir, validate=False):  # the driver validated it (check_trials)
             tune.report(metrics_of(record.as_row()), checkpoint=tune.Checkpoint.from_directory(str(workdir)))
+    except ConfigError as error:  # found only by running (e.g. a task's action space): final, not retried
+        tune.report({CONFIG_ERROR: f"{type(error).__name__}: {error}"})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

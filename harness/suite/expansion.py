@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from adapters.errors import ConfigError, EraError, MissingDependencyError
+from adapters.errors import ConfigError, EraError, MissingDependencyError, SettingError
 from adapters.trial import TrialSpec
 from harness.suite.loading import Reader, load_suite
 from harness.suite.model import Suite, Trial, trial_hash
@@ -74,7 +75,8 @@ def expand(suite: Suite) -> list[Trial]:
 def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
     """Ask each family to validate each (variant, task) once, without training.
 
-    A family's complaint becomes a ``SuiteError`` naming the file, the algorithm entry and the task.
+    A family's complaint becomes a ``SuiteError`` naming the file, the algorithm entry and the task,
+    and for a bad setting (``SettingError``) the line that gave the trial its value.
     """
     from adapters.trial import validate_trial
 
@@ -92,6 +94,10 @@ def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
         except (ConfigError, MissingDependencyError) as error:
             task_at = _task_path(located, trial.spec.task)
             algo_at = ("algorithms", labels[trial.variant])
+            given_at = _setting_path(suite, trial, labels[trial.variant], error.setting) \
+                if isinstance(error, SettingError) else None
+            if given_at is not None:
+                raise r.fail(given_at, f"{trial.variant} on {trial.spec.task}: {error}") from None
             name = trial.spec.task.partition(":")[2] or trial.spec.task
             if name in str(error):  # the family is complaining about the task: point at it
                 where = f" (algorithm at line {located.line(algo_at)})"
@@ -111,6 +117,25 @@ def _task_path(located: Located, task: str) -> tuple:
     if isinstance(tasks, list) and task in tasks:
         return ("tasks", tasks.index(task))
     return ("tasks", task)
+
+
+def _setting_path(suite: Suite, trial: Trial, label: str, key: str) -> tuple | None:
+    """Where ``trial`` (of algorithm entry ``label``) got setting ``key``, in the order settings
+    override each other (sweep, then algorithm, task and suite settings); ``None`` where it was not
+    set (a library default)."""
+    entry = next(a for a in suite.algorithms if a.label == label)
+    if key in entry.sweep:
+        chosen = json.dumps(trial.sweep[key], sort_keys=True)
+        index = next(i for i, v in enumerate(entry.sweep[key]) if json.dumps(v, sort_keys=True) == chosen)
+        return ("algorithms", label, "sweep", key, index)
+    if key in entry.settings:
+        return ("algorithms", label, "settings", key)
+    task = next(t for t in suite.tasks if t.task == trial.spec.task)
+    if key in task.settings:
+        return ("tasks", task.task, "settings", key)
+    if key in suite.settings:
+        return ("settings", key)
+    return None
 
 
 def load_and_expand(path: str | Path, check: bool = True) -> tuple[Suite, list[Trial]]:

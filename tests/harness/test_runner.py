@@ -147,6 +147,31 @@ def test_failing_trial_is_recorded_while_the_others_finish(local_ray, tmp_path, 
     assert sorted(results.algo) == ["ppo", "ppo-era"] and (results.task == "gym:Pendulum-v1").all()
 
 
+def test_a_config_error_inside_a_trial_is_not_retried(local_ray, tmp_path, capsys):
+    """Validation does not build environments, so CartPole's discrete actions are found by the trial
+    itself: a ConfigError, which no retry can fix. It fails once, without a traceback on the console."""
+    path = write_suite(tmp_path, f"""\
+        name: discrete
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:CartPole-v1, gym:Pendulum-v1]
+        seeds: [0]
+        budget: 64
+        eval: {{every: 64, episodes: 1}}
+        max_failures: 2
+        """)
+    out = tmp_path / "results"
+    assert main(["run", str(path), "--out", str(out), "--no-report", "--progress-every", "600"]) == 1
+    captured = capsys.readouterr()
+    assert "retry" not in captured.out and "Traceback" not in captured.out + captured.err
+    assert "FAILED ppo gym:CartPole-v1 seed 0: ConfigError: task 'gym:CartPole-v1' has a Discrete" in captured.out
+    assert "failed: ppo gym:CartPole-v1 seed 0: ConfigError: task 'gym:CartPole-v1' has a Discrete" in captured.err
+    trials = pd.read_parquet(out / "trials.parquet").set_index("task")
+    assert trials.loc["gym:CartPole-v1", "status"] == "failed" and trials.loc["gym:CartPole-v1", "failures"] == 1
+    assert "continuous (Box) actions" in trials.loc["gym:CartPole-v1", "error"]
+    assert trials.loc["gym:Pendulum-v1", "status"] == "done"
+    assert list(pd.read_parquet(out / "results.parquet").task) == ["gym:Pendulum-v1"]
+
+
 # ------------------------------------------------------------------ bad input that needs Ray
 def test_resources_ray_cannot_offer_exit_2_and_write_nothing(local_ray, tmp_path, capsys):
     path = write_suite(tmp_path, f"""\

@@ -144,6 +144,9 @@ MALFORMED = [
     ("eval-after-budget", BASE.replace("every: 64", "every: 500"), "exceeds the budget of 128", 9),
     ("algorithm-task-not-in-suite", BASE.replace("ppo-era:\n", "ppo-era:\n    tasks: [gym:Hopper-v5]\n"),
      "'gym:Hopper-v5' is not one of the suite's tasks", 5),
+    ("sb3-type", BASE.replace("ppo-era:\n", "ppo-era:\n    sweep: {gamma: [0.9, x]}\n"),
+     "algorithms.ppo-era.sweep.gamma[1]: ppo-era[gamma=x] on gym:Pendulum-v1", 5),
+    ("ppo-rollouts", BASE.replace("every: 64", "every: 100"), "does not divide eval.every 100", 3),
 ]
 
 
@@ -177,6 +180,54 @@ def test_suite_error_survives_pickling(tmp_path):
         load_suite(write(tmp_path, BASE + "oops: 1\n"))
     again = pickle.loads(pickle.dumps(caught.value))
     assert str(again) == str(caught.value) and isinstance(again, SuiteError)
+
+
+# ------------------------------------------------------------------ SB3 settings, checked at era list
+TYPED = """\
+name: typed
+algorithms:
+  ppo:
+    settings:
+      {key}: {value}
+tasks: [gym:Pendulum-v1]
+seeds: 1
+budget: 2048
+eval: {{every: 2048, episodes: 1}}
+"""
+# the issue's values: each listed with exit 0 before SB3's settings were checked
+ISSUE_VALUES = [("learning_rate", '"fast"'), ("gamma", '"x"'), ("gamma", "7"), ("clip_range", '"wide"'),
+                ("n_steps", '"abc"'), ("batch_size", "1.5"), ("learning_rate", "[1, 2]"), ("n_epochs", "-3")]
+
+
+@pytest.mark.parametrize(("key", "value"), ISSUE_VALUES, ids=[f"{k}={v}" for k, v in ISSUE_VALUES])
+def test_list_refuses_sb3_settings_of_the_wrong_type_at_their_line(tmp_path, capsys, key, value):
+    path = write(tmp_path, TYPED.format(key=key, value=value))
+    assert main(["list", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: algorithms.ppo.settings.{key}: ppo on gym:Pendulum-v1" in err
+    assert f"setting {key} of ppo must be " in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    (TYPED.format(key="n_epochs", value=2).replace("seeds: 1", "settings: {gamma: 7}\nseeds: 1"), 7),
+    (TYPED.format(key="n_epochs", value=2).replace(
+        "tasks: [gym:Pendulum-v1]", "tasks:\n  gym:Pendulum-v1:\n    settings: {gamma: 7}"), 8),
+], ids=["suite-settings", "task-settings"])
+def test_a_bad_setting_is_pointed_at_where_the_trial_got_it(tmp_path, capsys, text, line):
+    path = write(tmp_path, text)
+    assert main(["list", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line}: " in err and "setting gamma of ppo must be a number in [0, 1], got 7" in err
+
+
+def test_list_refuses_ppo_rollouts_that_do_not_fit_at_the_n_steps_line(tmp_path, capsys):
+    text = TYPED.format(key="n_steps", value=2048).replace("budget: 2048", "budget: 10240")
+    path = write(tmp_path, text.replace("every: 2048", "every: 1024"))
+    assert main(["list", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: algorithms.ppo.settings.n_steps: ppo on gym:Pendulum-v1" in err
+    assert "n_steps x n_envs = 2048 x 1 = 2048 does not divide eval.every 1024: use n_steps 1024 or 512, " \
+           "or eval.every 2048" in err and len(err.strip().splitlines()) == 1
 
 
 # ------------------------------------------------------------------ era list

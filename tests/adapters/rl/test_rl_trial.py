@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import pickle
+import re
 
 import numpy as np
 import pandas as pd
@@ -71,6 +73,76 @@ def test_unknown_setting_lists_the_allowed_ones():
 def test_bad_settings_are_refused_with_the_fix(algo, settings, match):
     with pytest.raises(ConfigError, match=match):
         validate_trial(_spec(algo, settings=settings))
+
+
+# The issue's values, and one per kind of check: each is refused naming the setting and what SB3 takes.
+BAD_SB3 = [
+    ("ppo", "learning_rate", "fast", "a positive number"),
+    ("ppo", "gamma", "x", r"a number in \[0, 1\]"),
+    ("ppo", "gamma", 7, r"a number in \[0, 1\], got 7"),
+    ("ppo", "clip_range", "wide", "a positive number"),
+    ("ppo", "n_steps", "abc", "an integer >= 2"),
+    ("ppo", "batch_size", 1.5, "an integer >= 2"),
+    ("ppo", "learning_rate", [1, 2], "a positive number"),
+    ("ppo", "n_epochs", -3, "an integer >= 1, got -3"),
+    ("ppo", "batch_size", 1, "an integer >= 2"),  # SB3 normalizes advantages over each mini-batch
+    ("ppo-era", "target_kl", 0, "a positive number or null"),
+    ("ppo", "normalize_advantage", "yes", "true or false"),
+    ("sac", "tau", 1.5, r"a number in \[0, 1\]"),
+    ("sac", "buffer_size", 0, "an integer >= 1"),
+    ("sac", "train_freq", [4, "steps"], r"an integer >= 1 or \[an integer >= 1, 'step' or 'episode'\]"),
+    ("sac", "train_freq", 0, "an integer >= 1 or"),
+    ("sac", "ent_coef", "high", "a number >= 0, 'auto' or 'auto_<initial value>'"),
+    ("sac-era", "learning_starts", -1, "an integer >= 0"),
+    ("sac-era", "gradient_steps", 0.5, "an integer >= -1"),
+]
+
+
+@pytest.mark.parametrize(("algo", "key", "value", "wanted"), BAD_SB3,
+                         ids=[f"{a}-{k}={v}" for a, k, v, _ in BAD_SB3])
+def test_sb3_settings_are_type_and_range_checked(algo, key, value, wanted):
+    with pytest.raises(ConfigError, match=f"setting {key} of {algo} must be {wanted}") as info:
+        validate_trial(_spec(algo, settings={**TINY[algo], key: value}, budget=128, eval_every=64))
+    assert info.value.setting == key and len(str(info.value).splitlines()) == 1
+    again = pickle.loads(pickle.dumps(info.value))  # Ray ships errors between processes
+    assert (str(again), again.setting) == (str(info.value), key) and isinstance(again, ConfigError)
+
+
+def test_sb3_settings_of_every_annotated_kind_pass():
+    ppo = {**TINY_PPO, "learning_rate": 1, "gamma": 1, "gae_lambda": 0.0, "clip_range_vf": None,
+           "target_kl": 0.02, "normalize_advantage": False, "max_grad_norm": 10}
+    validate_trial(_spec("ppo", settings=ppo, budget=128, eval_every=64))
+    sac = {**TINY_SAC, "train_freq": [2, "episode"], "ent_coef": "auto_0.1", "target_entropy": -2,
+           "gradient_steps": -1, "tau": 1.0}
+    validate_trial(_spec("sac", settings=sac, budget=128, eval_every=64))
+    validate_trial(_spec("sac", settings={**TINY_SAC, "ent_coef": 0.05, "target_entropy": "auto"}))
+
+
+# PPO stops only at the end of a rollout (n_steps x 1 env): the budget and eval.every must be whole rollouts
+PPO_FIT = [
+    (64, 256, 100, "does not divide eval.every 100: use n_steps 4 or 2, or eval.every 64 or 128"),
+    (64, 200, None, "does not divide the budget 200: use n_steps 50 or 40, or budget 192 or 256"),
+    (2048, 1000, 500, "does not divide eval.every 500 or the budget 1000: use n_steps 500 or 250, "
+                      "or budget 2048 and eval.every 2048"),
+]
+
+
+@pytest.mark.parametrize(("n_steps", "budget", "every", "message"), PPO_FIT)
+def test_ppo_rollouts_must_fit_the_budget_and_evaluations(n_steps, budget, every, message):
+    settings = {**TINY_PPO, "n_steps": n_steps}
+    with pytest.raises(ConfigError, match=re.escape(message)) as info:
+        validate_trial(_spec("ppo-era", settings=settings, budget=budget, eval_every=every))
+    assert f"n_steps x n_envs = {n_steps} x 1 = {n_steps}" in str(info.value)
+    assert info.value.setting == "n_steps"
+    # what fits: whole rollouts, evaluations on rollout ends (and eval.every beyond the budget is the budget)
+    validate_trial(_spec("ppo-era", settings=settings, budget=4 * n_steps, eval_every=2 * n_steps))
+    validate_trial(_spec("ppo-era", settings=settings, budget=4 * n_steps, eval_every=8 * n_steps))
+
+
+def test_ppo_default_evaluations_fall_on_rollout_ends():
+    spec = _spec("ppo", budget=256)  # no eval_every: a tenth of the budget (25), rounded to whole rollouts (64)
+    assert describe(spec).endswith("eval every 64 agent steps x 1 deterministic episode")
+    assert [r.step for r in run_trial(spec)] == [64, 128, 192, 256]
 
 
 def test_bad_task_and_budget():
@@ -241,6 +313,18 @@ def test_era_trial_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, 
     assert code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "t").exists()
+
+
+def test_era_trial_refuses_ppo_rollouts_that_overshoot_the_budget(tmp_path, capsys):
+    """The issue's command: PPO's 2048-step rollout would train to step 2048 and evaluate once."""
+    out = tmp_path / "t"
+    code = era_main(["trial", "--algo", "ppo", "--task", "gym:Pendulum-v1", "--seed", "0", "--steps", "1000",
+                     "--eval-every", "500", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "n_steps x n_envs = 2048 x 1 = 2048 does not divide eval.every 500 or the budget 1000" in err
+    assert "use n_steps 500 or 250, or budget 2048 and eval.every 2048" in err
+    assert not out.exists()
 
 
 @pytest.mark.slow
