@@ -15,8 +15,7 @@ import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 
 from adapters.era import DeltaTuner
-from adapters.errors import ConfigError
-from adapters.rl.policies import era_of
+from adapters.rl.policies import check_no_sac_temperature, era_of
 
 __all__ = ["DeltaTuningCallback", "policy_entropy", "distribution_entropy"]
 
@@ -67,11 +66,7 @@ class DeltaTuningCallback(BaseCallback):
         if not era.learn_delta:
             self.tuner = None
             return
-        ent_coef = getattr(self.model, "ent_coef", 0.0)
-        if isinstance(ent_coef, str) or float(ent_coef) != 0.0:
-            raise ConfigError(
-                f"SAC-ERA replaces SAC's entropy terms: create SAC with ent_coef=0.0 (got {ent_coef!r})"
-            )
+        check_no_sac_temperature(self.model)
         if self.tuner is None or self.tuner.era is not era:
             self.tuner = DeltaTuner(era, lr=self.lr, per_dim=self.per_dim)
             if self._pending_state is not None:
@@ -80,6 +75,16 @@ class DeltaTuningCallback(BaseCallback):
         if self._pending_params is not None:
             self.model.actor.last_update_params = self._pending_params
             self._pending_params = None
+
+    def _on_training_start(self) -> None:
+        # EraSACPolicy refuses to update a delta="auto" policy with no tuner attached; attached for
+        # this learn() only, so a later learn() without the callback is refused too.
+        if self.tuner is not None:
+            self.model.policy.delta_tuner = self.tuner
+
+    def _on_training_end(self) -> None:
+        if getattr(self.model.policy, "delta_tuner", None) is self.tuner:
+            self.model.policy.delta_tuner = None
 
     def _on_step(self) -> bool:
         return True

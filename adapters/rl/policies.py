@@ -17,14 +17,22 @@ ERA enters at SB3's seams only (docs/era.md, section 1, "SB3 SAC" / "SB3 PPO"): 
 ``get_action_dist_params`` and distribution, the SAC policy's ``make_actor``, and PPO's
 ``_get_action_dist_from_latent``. SB3's training loops are untouched; with ``ent_coef=0.0`` SAC's
 own ``train()`` has no entropy term in the actor loss or the critic target.
+
+Misuse is refused, not silent (docs/era.md, section 1, "SB3 SAC" and "SB3 PPO"): ``EraSACPolicy``
+refuses a SAC whose ``ent_coef`` is not 0, and, with ``delta="auto"``, to train without a
+``DeltaTuningCallback``; ``EraActorCriticPolicy`` refuses an action space other than [-1, 1], and
+its ``log_std`` is ERA's log σ, so SB3's ``train/std`` logs the real σ.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.distributions import DiagGaussianDistribution, Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy, ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
@@ -33,7 +41,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from adapters.era import HALF_LOG_2PI_E, GaussianERA
+from adapters.era import HALF_LOG_2PI_E, DeltaTuner, GaussianERA
 from adapters.errors import ConfigError
 from adapters.rl.truncated_normal import TruncatedNormal
 
@@ -48,6 +56,7 @@ __all__ = [
     "EraActorCriticPolicy",
     "era_of",
     "check_era_kwargs",
+    "check_no_sac_temperature",
 ]
 
 #: Per-dimension δ that makes the truncated normal's entropy a floor for σ ≤ 1 (docs/era.md, section 1:
@@ -115,6 +124,42 @@ def _make_era(action_dim: int, entropy_per_dim: float, log_std_min: float, log_s
               delta: DeltaMode, delta_per_dim: float) -> GaussianERA:
     initial: float | str = {"auto": "auto", "none": 0.0}.get(delta, delta_per_dim * action_dim)
     return GaussianERA(action_dim, entropy_per_dim * action_dim, log_std_min, log_std_max, initial)
+
+
+def check_no_sac_temperature(algorithm: Any) -> None:
+    """Raise :class:`ConfigError` unless SB3's SAC ``algorithm`` was created with ``ent_coef=0``.
+
+    SAC-ERA replaces SAC's entropy terms (docs/era.md, section 1, "SB3 SAC"); any other value,
+    SAC's default ``"auto"`` included, adds SAC's temperature on top of ERA.
+    """
+    ent_coef = getattr(algorithm, "ent_coef", 0.0)
+    try:
+        zero = not isinstance(ent_coef, str) and float(ent_coef) == 0.0
+    except (TypeError, ValueError):
+        zero = False
+    if not zero:
+        raise ConfigError(
+            f"SAC-ERA replaces SAC's entropy terms: create SAC(EraSACPolicy, env, ent_coef=0.0) "
+            f"(got ent_coef={ent_coef!r})"
+        )
+
+
+def _algorithm_building_policy(max_depth: int = 8) -> BaseAlgorithm | None:
+    """The SB3 algorithm whose ``_setup_model`` is constructing the calling policy, if any.
+
+    SB3 gives a policy no reference to its algorithm, but builds it inside the algorithm's
+    ``_setup_model``, where ``self`` is the algorithm and its arguments (``ent_coef``) are already
+    set, on construction and on ``load`` alike. ``None`` when the policy is built by hand.
+    """
+    frame = sys._getframe(2)  # the caller of the policy's __init__
+    for _ in range(max_depth):
+        if frame is None:
+            return None
+        candidate = frame.f_locals.get("self")
+        if isinstance(candidate, BaseAlgorithm):
+            return candidate
+        frame = frame.f_back
+    return None
 
 
 def era_of(policy: nn.Module) -> GaussianERA:
@@ -282,14 +327,15 @@ class CriticNormSACPolicy(SACPolicy):
 
 
 class EraSACPolicy(CriticNormSACPolicy):
-    """SB3's SAC policy whose actor is an :class:`EraActor`. Use it with ``SAC(..., ent_coef=0.0)``.
+    """SB3's SAC policy whose actor is an :class:`EraActor`. Use it with ``SAC(..., ent_coef=0.0)``;
+    any other ``ent_coef`` is refused.
 
     Keyword arguments (beyond :class:`CriticNormSACPolicy`'s, e.g. ``critic_layer_norm``):
         entropy_per_dim: H0 / D, the target entropy per action dimension (default 0.25).
         log_std_min, log_std_max: bounds on every log σ (default -8 and 0).
         delta: the compensation δ added to the Gaussian's target so that the *truncated* policy
             keeps the target: ``"auto"`` (default; tuned by
-            :class:`adapters.rl.callbacks.DeltaTuningCallback`, δ stays 0 without it),
+            :class:`adapters.rl.callbacks.DeltaTuningCallback`; training without it is refused),
             ``"constant"`` (``delta_per_dim · D``) or ``"none"`` (δ = 0, the authors' code).
         delta_per_dim: δ / D for ``delta="constant"``; 0.853 guarantees the floor for σ ≤ 1.
         distribution: ``"truncated"`` (default) or ``"tanh"`` (see :class:`EraActor`).
@@ -306,10 +352,25 @@ class EraSACPolicy(CriticNormSACPolicy):
         distribution: Literal["truncated", "tanh"] = ERA_DEFAULTS["distribution"],
         **kwargs: Any,
     ) -> None:
+        algorithm = _algorithm_building_policy()
+        if algorithm is not None:
+            check_no_sac_temperature(algorithm)
         # Stored before super().__init__, whose _build() calls make_actor (docs/era.md, section 1).
         self.era_kwargs = dict(entropy_per_dim=entropy_per_dim, log_std_min=log_std_min, log_std_max=log_std_max,
                                delta=delta, delta_per_dim=delta_per_dim, distribution=distribution)
+        #: The δ tuner of the training run under way; a DeltaTuningCallback attaches it for one learn().
+        self.delta_tuner: DeltaTuner | None = None
         super().__init__(*args, **kwargs)
+
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3's SAC calls this with ``True`` before each update: refuse to update a ``delta="auto"``
+        policy whose δ nothing tunes (it would stay 0, the authors' ``delta="none"``)."""
+        if mode and self.actor.era.learn_delta and self.delta_tuner is None:
+            raise ConfigError(
+                "EraSACPolicy(delta='auto') needs its δ tuner, or δ stays 0: pass "
+                "callback=DeltaTuningCallback() to every learn(), or choose delta='constant' or 'none'"
+            )
+        super().set_training_mode(mode)
 
     def make_actor(self, features_extractor: Any = None) -> EraActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
@@ -331,9 +392,11 @@ class EraActorCriticPolicy(ActorCriticPolicy):
 
     The Gaussian entropy is then ``H0 = entropy_per_dim · D`` in every state (higher only where
     the lower clip binds), so PPO's entropy bonus is moot; keep ``ent_coef=0`` (PPO's default).
-    PPO clips actions outside the action space instead of squashing them, so no δ is needed; the
-    action space should be normalised to [-1, 1] so that σ is comparable across tasks
-    (docs/era.md, section 1, "SB3 PPO").
+    PPO clips actions outside the action space instead of squashing them, so no δ is needed, and
+    the action space must be [-1, 1]: anything else is refused (docs/era.md, section 1, "SB3 PPO").
+
+    The trained parameter, ERA's input σ̂, is ``raw_log_std``; ``log_std`` is ERA's log σ, which
+    is what SB3's PPO and A2C log as ``train/std`` (``exp(policy.log_std).mean()``).
 
     Keyword arguments (beyond :class:`~stable_baselines3.common.policies.ActorCriticPolicy`'s):
     ``entropy_per_dim`` (default 0.25), ``log_std_min`` and ``log_std_max`` (default -8 and 0).
@@ -350,6 +413,7 @@ class EraActorCriticPolicy(ActorCriticPolicy):
         **kwargs: Any,
     ) -> None:
         check_era_kwargs(entropy_per_dim, log_std_min, log_std_max)
+        _check_unit_box(action_space)
         self.era_kwargs = dict(entropy_per_dim=entropy_per_dim, log_std_min=log_std_min, log_std_max=log_std_max)
         super().__init__(observation_space, action_space, *args, **kwargs)
         if not isinstance(self.action_dist, DiagGaussianDistribution):
@@ -359,29 +423,71 @@ class EraActorCriticPolicy(ActorCriticPolicy):
             )
         action_dim = get_action_dim(self.action_space)
         self.era = _make_era(action_dim, entropy_per_dim, log_std_min, log_std_max, "none", 0.0)
+        self._sigma_cache: tuple[tuple, th.Tensor] | None = None
+        self.register_load_state_dict_pre_hook(_rename_legacy_log_std)
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        # SB3 registers the trained parameter as log_std (while the log_std property below is
+        # still undefined, see there); for ERA it is σ̂, so it is renamed. Same Parameter object,
+        # so the optimizer built in super()._build is unaffected.
+        self.raw_log_std = self._parameters.pop("log_std")
+
+    @property
+    def log_std(self) -> th.Tensor:  # type: ignore[override]
+        """ERA's log σ, shape ``(D,)``: what SB3 logs as ``train/std``. Read-only; train or write
+        ``raw_log_std`` instead."""
+        if "raw_log_std" not in self._parameters or "era" not in self._modules:
+            # Inside SB3's _build: AttributeError makes nn.Module register the parameter it assigns.
+            raise AttributeError("log_std")
+        return self.era_log_std()
 
     def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
         mean_actions = self.action_net(latent_pi)
         return self.action_dist.proba_distribution(mean_actions, self.era_log_std())  # type: ignore[call-arg]
 
     def era_log_std(self) -> th.Tensor:
-        """``log σ`` (shape ``(D,)``): the raw log-std parameter through ERA.
+        """``log σ`` (shape ``(D,)``): ``raw_log_std`` through ERA.
 
-        It depends on no observation, so outside autograd (rollouts, evaluation) it is computed
-        once per change of the parameter or of δ, not once per env step: that per-step activation
-        was ~4% of PPO's rollout time on HalfCheetah (benchmarks/adapter_overhead.py).
+        It depends on no observation, so outside autograd (rollouts, evaluation) it is reused while
+        every input of ERA has the same *value*: keys on tensor versions or storage went stale after
+        writes through ``.data``. The lookup costs about a third of computing it
+        (benchmarks/ppo_era_sigma_cache.py); a copy is returned, so callers may modify it.
         """
+        raw = self.raw_log_std
         if th.is_grad_enabled():
-            return self.era(self.log_std, self.log_std)[1]
-        # In-place updates (optimizer steps, load_state_dict, set_delta) bump _version; moves
-        # between devices or dtypes give new storage.
-        key = (self.log_std._version, self.log_std.data_ptr(), self.era.delta._version, self.era.delta.data_ptr())
-        if getattr(self, "_era_cache_key", None) != key:
-            self._era_cache = self.era(self.log_std, self.log_std)[1]
-            self._era_cache_key = key
-        return self._era_cache
+            return self.era(raw, raw)[1]
+        era = self.era
+        key = (raw.device, raw.dtype, raw.tolist(), era.delta.item(), era.target_entropy.item(),
+               era.log_std_min, era.log_std_max)
+        if self._sigma_cache is None or self._sigma_cache[0] != key:
+            self._sigma_cache = (key, era(raw, raw)[1])
+        return self._sigma_cache[1].clone()
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(self.era_kwargs)
         return data
+
+
+def _check_unit_box(action_space: spaces.Space) -> None:
+    """Refuse a Box action space other than [-1, 1] for PPO-ERA (docs/era.md, section 1, "SB3 PPO").
+
+    PPO samples from the Gaussian and clips to the bounds, so ERA's σ is in the space's own units
+    and its mean starts at 0: on [10, 20] every action would sit on the lower bound.
+    """
+    if not isinstance(action_space, spaces.Box):
+        return  # the DiagGaussianDistribution check names the problem
+    low, high = np.asarray(action_space.low), np.asarray(action_space.high)
+    if not (np.all(low == -1.0) and np.all(high == 1.0)):
+        raise ConfigError(
+            f"PPO-ERA needs actions in [-1, 1], got low={low.tolist()}, high={high.tolist()}: "
+            f"wrap the env in gymnasium.wrappers.RescaleAction(env, -1, 1)"
+        )
+
+
+def _rename_legacy_log_std(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+    """Load checkpoints written before the rename, which stored σ̂ as ``log_std``."""
+    legacy = prefix + "log_std"
+    if legacy in state_dict and prefix + "raw_log_std" not in state_dict:
+        state_dict[prefix + "raw_log_std"] = state_dict.pop(legacy)

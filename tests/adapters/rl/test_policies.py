@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import copy
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 import torch.nn.functional as F
+from gymnasium import spaces
+from gymnasium.wrappers import RescaleAction
 from stable_baselines3 import PPO, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
@@ -32,7 +35,7 @@ from adapters.rl.policies import (
 
 D = 6  # HalfCheetah's action dimension
 TINY_SAC = dict(learning_starts=100, batch_size=64, buffer_size=2_000, seed=0, device="cpu")
-TINY_NET = dict(net_arch=[64, 64])
+TINY_NET = dict(net_arch=[64, 64])  # pass copies: SB3 adds use_sde to the dict it is given
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -215,7 +218,7 @@ def test_ppo_era_entropy_is_h0_in_every_state(cheetah, observations):
     model = PPO(EraActorCriticPolicy, cheetah, n_steps=128, batch_size=64, n_epochs=2, seed=0, device="cpu",
                 policy_kwargs=dict(TINY_NET, entropy_per_dim=-0.5))
     h0 = -0.5 * D
-    raw_before = model.policy.log_std.detach().clone()
+    raw_before = model.policy.raw_log_std.detach().clone()
     for stage in ("before", "after"):
         if stage == "after":
             model.learn(256)
@@ -226,7 +229,7 @@ def test_ppo_era_entropy_is_h0_in_every_state(cheetah, observations):
             _, _, evaluated = model.policy.evaluate_actions(obs, actions)
         th.testing.assert_close(entropy, th.full_like(entropy, h0), atol=1e-5, rtol=0)
         th.testing.assert_close(evaluated, entropy)
-    assert not th.equal(model.policy.log_std.detach(), raw_before), "PPO trained the raw log-std"
+    assert not th.equal(model.policy.raw_log_std.detach(), raw_before), "PPO trained the raw log-std"
     # the no-grad fast path (log σ cached between parameter updates) agrees with the autograd path
     with th.enable_grad():
         live = model.policy.era_log_std().detach()
@@ -259,7 +262,7 @@ def test_save_and_load_keep_target_and_delta(cheetah, observations, tmp_path):
 
 
 def test_distribution_choice_and_misuse(cheetah, observations):
-    truncated = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=TINY_NET, **TINY_SAC)
+    truncated = SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET), **TINY_SAC)
     assert isinstance(truncated.actor.action_dist, TruncatedNormalDistribution)
     actions, _ = truncated.predict(observations, deterministic=False)
     assert np.abs(actions).max() < 1.0
@@ -271,11 +274,145 @@ def test_distribution_choice_and_misuse(cheetah, observations):
     assert estimate.mean() < 0.25 * D - 0.1  # the squash loses entropy (one-sample estimate, averaged)
 
     with pytest.raises(ConfigError, match="ent_coef=0.0"):
-        SAC(EraSACPolicy, cheetah, policy_kwargs=TINY_NET, **TINY_SAC).learn(10, callback=DeltaTuningCallback())
+        SAC(EraSACPolicy, cheetah, policy_kwargs=dict(TINY_NET), **TINY_SAC).learn(10, callback=DeltaTuningCallback())
     with pytest.raises(ConfigError, match="not reachable|cannot pin"):
         SAC(EraSACPolicy, cheetah, ent_coef=0.0, policy_kwargs=dict(TINY_NET, entropy_per_dim=1.5), **TINY_SAC)
     with pytest.raises(ConfigError, match="use_sde"):
-        SAC(EraSACPolicy, cheetah, ent_coef=0.0, use_sde=True, policy_kwargs=TINY_NET, **TINY_SAC)
+        SAC(EraSACPolicy, cheetah, ent_coef=0.0, use_sde=True, policy_kwargs=dict(TINY_NET), **TINY_SAC)
+
+
+# --------------------------------------------------------------------------------------------
+# Used from plain SB3: every trap refuses or is corrected (issue 15, items 6 and 7)
+# --------------------------------------------------------------------------------------------
+
+PENDULUM_SIGMA = float(np.exp(0.25 - HALF_LOG_2PI_E))  # D = 1: ERA's σ is exp(H0 − L) = 0.3107
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    return gym.make("Pendulum-v1")
+
+
+def _normalised(env: gym.Env) -> gym.Env:
+    """``env`` with its actions rescaled to [-1, 1] (float32 bounds, as the env's own)."""
+    one = np.ones(env.action_space.shape, np.float32)
+    return RescaleAction(env, -one, one)
+
+
+class BoxEnv(gym.Env):
+    """Random observations, zero reward, 50-step episodes, over a given Box action space."""
+
+    observation_space = spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    def __init__(self, low: list[float], high: list[float]) -> None:
+        self.action_space = spaces.Box(np.array(low, np.float32), np.array(high, np.float32))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return self.np_random.uniform(-1, 1, 3).astype(np.float32), 0.0, False, self.t >= 50, {}
+
+
+@pytest.mark.parametrize("ent_coef", ["auto", "auto_0.1", 0.1])
+def test_sac_era_refuses_sacs_temperature(pendulum, ent_coef):
+    # Before: SAC(EraSACPolicy, env) trained with SAC's temperature on top of ERA (α = 0.94 at 300 steps).
+    kwargs = {} if ent_coef == "auto" else {"ent_coef": ent_coef}  # "auto" is SAC's default
+    with pytest.raises(ConfigError, match=r"ent_coef=0\.0"):
+        SAC(EraSACPolicy, pendulum, policy_kwargs=dict(TINY_NET), **kwargs, **TINY_SAC)
+    model = SAC(EraSACPolicy, pendulum, ent_coef=0.0, policy_kwargs=dict(TINY_NET), **TINY_SAC)
+    assert model.ent_coef_optimizer is None and float(model.ent_coef_tensor) == 0.0
+
+
+def test_auto_delta_refuses_to_train_without_its_tuner(pendulum):
+    # Before: learn() without DeltaTuningCallback trained 300 steps with δ = 0, silently.
+    model = SAC(EraSACPolicy, pendulum, ent_coef=0.0, policy_kwargs=dict(TINY_NET, delta="auto"), **TINY_SAC)
+    with pytest.raises(ConfigError, match="DeltaTuningCallback"):
+        model.learn(300)
+    assert model.num_timesteps <= TINY_SAC["learning_starts"] + 1  # refused at the first update
+    tuner = DeltaTuningCallback()
+    model.learn(300, callback=tuner)
+    assert float(era_of(model.policy).delta) > 0.0  # the truncated entropy starts below H0: δ rose
+    with pytest.raises(ConfigError, match="DeltaTuningCallback"):  # the tuner detaches at training end
+        model.learn(200, reset_num_timesteps=False)
+    model.learn(200, callback=tuner, reset_num_timesteps=False)
+    for delta in ("constant", "none"):  # nothing to tune: no callback needed
+        SAC(EraSACPolicy, pendulum, ent_coef=0.0, policy_kwargs=dict(TINY_NET, delta=delta), **TINY_SAC).learn(200)
+
+
+def test_ppo_logs_eras_sigma_as_train_std(pendulum, cheetah):
+    # Before: SB3 logged exp(raw log-std) = 1.0 as train/std while ERA's σ was 0.3107.
+    ppo = dict(n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu")
+    model = PPO(EraActorCriticPolicy, _normalised(pendulum), policy_kwargs=dict(TINY_NET), **ppo)
+    model.learn(128)
+    assert model.logger.name_to_value["train/std"] == pytest.approx(PENDULUM_SIGMA, abs=1e-5)
+    model = PPO(EraActorCriticPolicy, cheetah, policy_kwargs=dict(TINY_NET), **ppo)
+    model.learn(128)
+    with th.no_grad():
+        sigma = model.policy.get_distribution(model.policy.obs_to_tensor(cheetah.observation_space.sample())[0])
+        sigma = sigma.distribution.stddev.mean().item()
+    assert model.logger.name_to_value["train/std"] == pytest.approx(sigma, rel=1e-5)
+    th.testing.assert_close(model.policy.log_std, model.policy.era_log_std())  # SB3's name: ERA's log σ
+
+
+def test_ppo_era_sigma_follows_every_write_to_the_raw_log_std(cheetah, observations):
+    # Before: a write through .data changed neither _version nor data_ptr, and the cached σ stayed.
+    model = PPO(EraActorCriticPolicy, cheetah, n_steps=64, seed=0, device="cpu", policy_kwargs=dict(TINY_NET))
+    policy, era = model.policy, era_of(model.policy)
+    obs, _ = policy.obs_to_tensor(observations[:4])
+    new = th.tensor([2.0, 0.0, 0.0, 0.0, 0.0, -2.0])
+    writes = {
+        "data.copy_": lambda: policy.raw_log_std.data.copy_(new),
+        "data[i] =": lambda: policy.raw_log_std.data.__setitem__(0, -3.0),
+        "data =": lambda: setattr(policy.raw_log_std, "data", new.flip(0).clone()),
+        "no_grad copy_": lambda: policy.raw_log_std.copy_(new * 0.5),
+        "load_state_dict": lambda: policy.load_state_dict({**policy.state_dict(), "raw_log_std": new * 2}),
+        "set_delta": lambda: era.set_delta(1.5),
+        "delta.data": lambda: era.delta.data.fill_(0.25),
+        "target_entropy.data": lambda: era.target_entropy.data.fill_(-2.0),
+    }
+    for name, write in writes.items():
+        with th.no_grad():
+            before = policy.era_log_std().clone()  # primes any cache
+            policy.get_distribution(obs)
+            write()
+            expected = era(policy.raw_log_std, policy.raw_log_std)[1]
+            assert not th.equal(expected, before), f"{name}: the write should change σ"
+            th.testing.assert_close(policy.era_log_std(), expected, rtol=0, atol=0, msg=f"stale σ after {name}")
+            stddev = policy.get_distribution(obs).distribution.stddev
+            th.testing.assert_close(stddev, expected.exp().expand_as(stddev), rtol=0, atol=0)
+
+
+def test_ppo_era_refuses_an_action_space_other_than_minus_one_to_one():
+    # Before: on this Box the sampled actions sat on a bound 100%, 49% and 100% of the time.
+    for low, high in (([-3.0, 0.0, 10.0], [-1.0, 5.0, 20.0]), ([-2.0] * 3, [2.0] * 3)):
+        with pytest.raises(ConfigError, match=r"RescaleAction\(env, -1, 1\)"):
+            PPO(EraActorCriticPolicy, BoxEnv(low, high), n_steps=64, seed=0, device="cpu")
+    env = _normalised(BoxEnv([-3.0, 0.0, 10.0], [-1.0, 5.0, 20.0]))
+    model = PPO(EraActorCriticPolicy, env, n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu",
+                policy_kwargs=dict(TINY_NET))
+    model.learn(128)
+    obs = np.random.default_rng(0).uniform(-1, 1, (2000, 3)).astype(np.float32)
+    actions, _ = model.predict(obs, deterministic=False)
+    on_bound = (np.abs(actions) >= 1.0).mean(0)
+    assert (on_bound < 0.01).all(), f"fraction of actions on a bound per dimension: {on_bound}"
+
+
+def test_ppo_era_loads_state_dicts_that_name_the_raw_log_std_log_std(cheetah, observations):
+    """Checkpoints written before the rename store ERA's input as ``log_std``."""
+    kwargs = dict(n_steps=64, seed=0, device="cpu", policy_kwargs=dict(TINY_NET))
+    source = PPO(EraActorCriticPolicy, cheetah, **kwargs).policy
+    with th.no_grad():
+        source.raw_log_std.copy_(th.linspace(-1.0, 1.0, D))
+    legacy = {("log_std" if k == "raw_log_std" else k): v for k, v in source.state_dict().items()}
+    target = PPO(EraActorCriticPolicy, cheetah, **dict(kwargs, seed=1)).policy
+    target.load_state_dict(legacy)
+    th.testing.assert_close(target.raw_log_std, source.raw_log_std)
+    with th.no_grad():
+        th.testing.assert_close(target.era_log_std(), source.era_log_std())
 
 
 # --------------------------------------------------------------------------------------------
@@ -309,7 +446,7 @@ def test_layernorm_critics_compute_the_authors_network(cheetah, observations, po
         x = th.cat([sac.critic.extract_features(obs, sac.critic.features_extractor), actions], dim=1)
         th.testing.assert_close(q1, _q_by_hand(sac.critic.q_networks[0], x))
         th.testing.assert_close(q2, _q_by_hand(sac.critic.q_networks[1], x))
-    sac.learn(300)  # SB3's own SAC.train updates them
+    sac.learn(300, callback=DeltaTuningCallback() if policy is EraSACPolicy else None)  # SB3's SAC.train updates them
     assert all(th.isfinite(p).all() for p in sac.critic.parameters())
     sac.save(tmp_path / "sac")
     loaded = SAC.load(tmp_path / "sac", device="cpu")
@@ -319,8 +456,8 @@ def test_layernorm_critics_compute_the_authors_network(cheetah, observations, po
 
 
 def test_without_the_option_the_critics_are_sb3s(cheetah):
-    plain = SAC("MlpPolicy", cheetah, policy_kwargs=TINY_NET, **TINY_SAC)
-    ours = SAC(CriticNormSACPolicy, cheetah, policy_kwargs=TINY_NET, **TINY_SAC)
+    plain = SAC("MlpPolicy", cheetah, policy_kwargs=dict(TINY_NET), **TINY_SAC)
+    ours = SAC(CriticNormSACPolicy, cheetah, policy_kwargs=dict(TINY_NET), **TINY_SAC)
     assert type(ours.critic).__name__ == "ContinuousCritic"
     for a, b in zip(plain.policy.state_dict().values(), ours.policy.state_dict().values()):
         th.testing.assert_close(a, b)  # same seed, same networks, same initial weights
