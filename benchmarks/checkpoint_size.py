@@ -36,7 +36,7 @@ def _spec(args: argparse.Namespace) -> TrialSpec:
     if args.suite:
         from harness.suite import load_and_expand
 
-        for trial in load_and_expand(args.suite):
+        for trial in load_and_expand(args.suite)[1]:
             if trial.spec.algo == args.algo and trial.spec.task == args.task:
                 return TrialSpec(algo=args.algo, task=args.task, seed=0, budget=trial.spec.budget,
                                  settings={**trial.spec.settings, "buffer_size": args.buffer})
