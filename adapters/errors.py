@@ -7,7 +7,8 @@ own subclasses in ``harness.errors``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import difflib
+from collections.abc import Iterable, Sequence
 
 __all__ = [
     "EraError",
@@ -17,6 +18,8 @@ __all__ = [
     "MissingDependencyError",
     "TrainingDivergedError",
     "unknown_name",
+    "unknown_among_many",
+    "close_names",
     "check_known_settings",
 ]
 
@@ -61,6 +64,25 @@ def unknown_name(kind: str, name: str, known: Iterable[str], hint: str = "") -> 
     listed = ", ".join(sorted(known))
     extra = f"; {hint}" if hint else ""
     return UnknownNameError(f"unknown {kind} {name!r}: known {kind}s are {listed}{extra}")
+
+
+def close_names(name: str, known: Iterable[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``known`` closest to ``name`` (``difflib``, ignoring case), best first."""
+    by_lower: dict[str, str] = {}
+    for candidate in known:
+        by_lower.setdefault(candidate.lower(), candidate)
+    return [by_lower[c] for c in difflib.get_close_matches(name.lower(), list(by_lower), n=n)]
+
+
+def unknown_among_many(kind: str, name: str, suggestions: Sequence[str], listing: str) -> UnknownNameError:
+    """The error for an unknown ``kind`` whose known names are too many to list in one line:
+    the ``suggestions`` (close matches, spelled as the user would write them) and ``listing``,
+    how to list them all."""
+    if suggestions:
+        *rest, last = suggestions
+        names = f"{', '.join(rest)} or {last}" if rest else last
+        return UnknownNameError(f"unknown {kind} {name!r}: did you mean {names}? (list them all: {listing})")
+    return UnknownNameError(f"unknown {kind} {name!r}, and none is close to it: list them all with {listing}")
 
 
 def check_known_settings(algo: str, settings: Iterable[str], allowed: Iterable[str]) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from gymnasium import spaces
 
 from adapters.rl.protocol import EnvProtocol
-from adapters.errors import ConfigError, UnknownNameError, unknown_name
+from adapters.errors import ConfigError, UnknownNameError, close_names, unknown_among_many, unknown_name
 
 __all__ = [
     "TASK_PREFIXES", "parse_task", "validate_task", "make_env", "DmcEnv", "IgnoreTermination",
@@ -205,11 +205,17 @@ def set_rng_state(env: Any, state: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: how to list what ``gym:`` and ``dmc:`` ids can name (too many for one line of an error)
+GYM_LISTING = 'python -c "import gymnasium; gymnasium.pprint_registry()"'
+DMC_LISTING = ("python -c \"from dm_control import suite; print(*(f'{d}-{t}' for d, t in suite.ALL_TASKS))\"")
+
+
 def _check_gym_id(name: str) -> None:
     registry = gym.envs.registry
     if name in registry:
         return
-    raise unknown_name("Gymnasium id", name, sorted(registry), hint="prefix the id with gym:")
+    suggestions = [f"gym:{n}" for n in close_names(name, sorted(registry))]
+    raise unknown_among_many("Gymnasium id", f"gym:{name}", suggestions, GYM_LISTING)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,11 +248,17 @@ def _dm_suite() -> Any:
 def _dmc_domain_task(name: str) -> tuple[str, str]:
     """``"ball_in_cup-catch"`` -> ``("ball_in_cup", "catch")`` if the suite has that task."""
     suite = _dm_suite()
-    known = [f"{domain}-{task}" for domain, task in suite.ALL_TASKS]
     domain, sep, task = name.partition("-")
-    if not sep or (domain, task) not in suite.ALL_TASKS:
-        raise unknown_name("DeepMind Control task", name, known, hint="prefix the id with dmc:")
-    return domain, task
+    if sep and (domain, task) in suite.ALL_TASKS:
+        return domain, task
+    of_domain = [f"dmc:{d}-{t}" for d, t in suite.ALL_TASKS if d == domain]
+    if of_domain and len(of_domain) <= 8:  # a known domain: its tasks are few
+        raise UnknownNameError(
+            f"unknown DeepMind Control task 'dmc:{name}': domain {domain!r} has {', '.join(of_domain)}"
+        )
+    known = [f"{d}-{t}" for d, t in suite.ALL_TASKS]
+    suggestions = [f"dmc:{n}" for n in close_names(name, known)]
+    raise unknown_among_many("DeepMind Control task", f"dmc:{name}", suggestions, DMC_LISTING)
 
 
 class DmcEnv(gym.Env):

@@ -1,16 +1,18 @@
 """The ``era`` command line.
 
 Exit codes (``harness.errors``): 0 success, 1 a trial failed, 2 bad input (nothing started or written),
-130 interrupted while following a job.
+130 interrupted by Ctrl-C (``era run``: nothing failed, ``--resume`` continues; ``era submit --wait``:
+the job goes on).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 from harness import __version__
-from harness.errors import EXIT_OK
+from harness.errors import EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["main", "build_parser"]
 
@@ -41,4 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_OK
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:  # before the command could say more (e.g. while importing torch)
+        print(f"era {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -103,8 +103,12 @@ def run_command(args: argparse.Namespace) -> int:
         return command_error("list", error)
     states = None
     if args.out is not None:
-        from harness.store import read_states
+        from harness.store import check_results_dir, read_states
 
-        states = read_states(args.out, [t.trial_id for t in trials])
+        try:
+            check_results_dir(args.out, suite, resume=False)
+            states = read_states(args.out, [t.trial_id for t in trials])
+        except ConfigError as error:  # another suite's folder, or a corrupt state file
+            return command_error("list", error)
     print(format_matrix(suite, trials, states))
     return EXIT_OK

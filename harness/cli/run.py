@@ -1,7 +1,8 @@
 """``era run SUITE``: run a suite with Ray Tune, store its results, then write its report.
 
-Exit codes: 0 every trial done; 1 a trial failed (or the run was interrupted, or the report
-failed); 2 bad input (suite, options, results folder, missing package): nothing started or written.
+Exit codes: 0 every trial done; 1 a trial failed (or the report failed); 2 bad input (suite,
+options, a locked, foreign or corrupt results folder, missing package): nothing started or written;
+130 stopped by Ctrl-C with nothing failed (``--resume`` continues it; no report is written).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.errors import EXIT_FAILED, EXIT_OK, command_error
+from harness.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, command_error
 
 __all__ = ["add_parser", "run_command"]
 
@@ -90,10 +91,14 @@ def run_command(args: argparse.Namespace) -> int:
         num_cpus=args.num_cpus, storage=args.storage, wandb_project=args.wandb, mlflow_uri=args.mlflow,
         progress_interval_s=args.progress_every,
     )
+    resume = f"era run {args.suite} --out {Path(out).resolve()} --resume"
     try:
         summary = run_suite(suite, trials, options)
     except (ConfigError, MissingDependencyError) as error:
         return command_error("run", error)
+    except KeyboardInterrupt:  # a Ctrl-C while the run was being set up or wound down
+        print(f"era run: interrupted; resume with: {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
     print(f"{suite.name}: {len(summary.done)}/{summary.total} trials done, {len(summary.failed)} failed, "
           f"{len(summary.unfinished)} unfinished; {summary.rows} evaluations in "
@@ -105,14 +110,17 @@ def run_command(args: argparse.Namespace) -> int:
     for label, error in summary.failed:
         print(f"  failed: {label}: {error}", file=sys.stderr)
         code = 1
+    if summary.interrupted and summary.unfinished and not summary.failed:
+        print(f"era run: interrupted: {len(summary.unfinished)} trial(s) unfinished, none failed; resume with: "
+              f"{resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if summary.unfinished:
-        print(f"  unfinished: {len(summary.unfinished)} trial(s); continue with: era run {args.suite} "
-              f"--out {summary.out} --resume", file=sys.stderr)
+        print(f"  unfinished: {len(summary.unfinished)} trial(s); continue with: {resume}", file=sys.stderr)
         code = 1
     if summary.failed:
         print(f"  each error's traceback is in {summary.out / 'trials.parquet'}; re-running retries the "
               f"failed trials from their last checkpoint", file=sys.stderr)
-    if not args.no_report and summary.rows:
+    if not args.no_report and summary.rows and not summary.interrupted:
         report_code = _write_report(summary.out, args.report_dir or Path("reports") / suite.name)
         code = code or report_code
     return code

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -14,7 +15,7 @@ from adapters.trial.checkpoint import TrialCheckpoint
 from adapters.errors import ConfigError, EraError, MissingDependencyError
 from adapters.registry import ALGORITHMS, budget_unit, default_eval_episodes
 from adapters.trial import TrialSpec, run_trial, validate_trial
-from harness.errors import EXIT_FAILED, EXIT_OK, command_error
+from harness.errors import EXIT_FAILED, EXIT_OK, command_error, error_line
 from harness.store import TrialState, write_trial_tables
 from harness.store.provenance import code_version, environment
 from harness.suite import Trial
@@ -109,10 +110,12 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as error:  # e.g. the output folder holds another trial's checkpoint
         return command_error("trial", error)
     except EraError as error:
-        state.status, state.error, state.finished_at = "failed", str(error), time.time()
+        state.status, state.error, state.finished_at = "failed", error_line(error), time.time()
+        state.traceback = "".join(traceback.format_exception(error)).strip()
         state.records = [r.as_row() for r in records]
         write_trial_tables(out, trial, state)
-        print(f"era trial: trial failed: {error}", file=sys.stderr)
+        print(f"era trial: trial failed: {state.error} (the traceback is in {out / 'trials.parquet'})",
+              file=sys.stderr)
         return EXIT_FAILED
     if not records:
         print("era trial: the trial produced no evaluation", file=sys.stderr)

@@ -628,10 +628,21 @@ def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
     return out
 
 
+def _failed_error(row: Mapping[str, Any]) -> str | None:
+    """A failed trial's error as one line: the final exception of its traceback where there is one
+    (so tables written before errors were kept as one line read the same), else its error."""
+    from harness.errors import error_line
+
+    for column in ("traceback", "error"):
+        if isinstance(row.get(column), str) and row[column].strip():
+            return error_line(row[column])
+    return None
+
+
 def _failed_rows(trials: pd.DataFrame) -> list[dict]:
     failed = trials[trials["status"] == "failed"].sort_values(["algo", "task", "seed", "trial_id"], kind="mergesort")
     return [{"trial_id": str(r["trial_id"]), "algo": str(r["algo"]), "task": str(r["task"]), "seed": int(r["seed"]),
-             "error": r["error"] if isinstance(r.get("error"), str) else None}
+             "error": _failed_error(r)}
             for r in failed.to_dict("records")]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.errors import ResultsDirError
+from harness.store import corrupt_file, read_json_file
 
 __all__ = ["ResultsDir", "load_results", "default_out_dir"]
 
@@ -32,11 +32,16 @@ class ResultsDir:
         return str(self.suite.get("name") or self.path.resolve().name)
 
 
+#: how to rewrite a results folder's tables: both commands rebuild them from their saved state
+_REWRITE = ("run the `era run` (or `era trial`) that wrote this folder again: it rewrites the tables from "
+            "the trials' saved state, without running finished trials again")
+
+
 def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
-        raise ResultsDirError(f"cannot read {path} ({error}): rerun `era run` to rewrite it") from error
+        raise corrupt_file(path, f"not a readable parquet table: {error}", _REWRITE) from None
 
 
 def load_results(results_dir: str | Path) -> ResultsDir:
@@ -55,10 +60,10 @@ def load_results(results_dir: str | Path) -> ResultsDir:
             f"{path} lacks {', '.join(missing)}: pass a folder written by `era run` or `era trial` (an older "
             f"era-harness wrote fewer files: rerun the suite, or the trial, into it to rewrite them)"
         )
-    try:
-        suite = json.loads(files["suite.json"].read_text())
-    except json.JSONDecodeError as error:
-        raise ResultsDirError(f"{files['suite.json']} is not valid JSON ({error}): rerun `era run` to rewrite it") from error
+    rewrite_suite = f"delete it, then {_REWRITE}"
+    suite = read_json_file(files["suite.json"], rewrite_suite)
+    if not isinstance(suite, dict):
+        raise corrupt_file(files["suite.json"], f"a JSON {type(suite).__name__}, not an object", rewrite_suite)
     results, trials = _read_parquet(files["results.parquet"]), _read_parquet(files["trials.parquet"])
     for file, frame, columns in ((files["results.parquet"], results, _RESULT_COLUMNS),
                                  (files["trials.parquet"], trials, _TRIAL_COLUMNS)):

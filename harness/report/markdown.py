@@ -217,7 +217,8 @@ def _protocol_lines(rows: Sequence[Mapping]) -> list[str]:
 
 
 def _error_line(error: str | None) -> str:
-    """The first line of an error, cut at 300 characters (report.json keeps it whole)."""
+    """A failed trial's error for its table cell (report.json's ``failed_trials`` hold it as one
+    line already: the exception's type and first line); cut at 300 characters."""
     if not error or not error.strip():
         return "no error recorded"
     line = error.strip().splitlines()[0]

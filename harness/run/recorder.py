@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
+<<<<<<< HEAD
 from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
+=======
+from harness.errors import error_line
+from harness.run.trainable import ENVIRONMENT_FILE
+>>>>>>> i15b
 from harness.store import TrialState, write_state, write_tables
 
 if TYPE_CHECKING:
@@ -102,12 +107,13 @@ def resume_point(pointer: str | None) -> str | None:
     return best[1] if "://" not in pointer else pointer.split("://", 1)[0] + "://" + best[1]
 
 
-def _error_text(trial: "TuneTrial") -> str | None:
-    """The latest error: Tune writes it next to the trial's driver-side artifacts first (the copy in
-    storage arrives only with the next sync), as a pickled exception and as text."""
+def _latest_error(trial: "TuneTrial") -> BaseException | str | None:
+    """The latest error, as the exception when it unpickles here, else as text. Tune writes it next
+    to the trial's driver-side artifacts first (the copy in storage arrives only with the next
+    sync), as a pickled exception and as text."""
     import ray.cloudpickle as cloudpickle
 
-    for path, read in ((trial.pickled_error_file, lambda f: str(cloudpickle.load(f))),
+    for path, read in ((trial.pickled_error_file, cloudpickle.load),
                        (trial.error_file, lambda f: f.read().decode())):
         if path and os.path.exists(path):
             try:
@@ -121,15 +127,17 @@ def _error_text(trial: "TuneTrial") -> str | None:
         except Exception:  # noqa: BLE001
             continue
         if error is not None:
-            return str(error)
+            return error
     return None
 
 
 def error_of(trial: "TuneTrial") -> tuple[str, str]:
-    """(one line, full text with the worker's traceback) of a trial's latest error."""
-    text = _ANSI.sub("", _error_text(trial) or "the trial failed without an error message (its worker died?)").strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[-1] if lines else text), text
+    """(one line, full text with the worker's traceback) of a trial's latest error; the line is the
+    final exception's type and first line (:func:`harness.errors.error_line`)."""
+    error = _latest_error(trial)
+    if error is None:
+        error = "the trial failed without an error message (its worker died?)"
+    return error_line(error), _ANSI.sub("", str(error)).strip()
 
 
 def trial_of(trial: "TuneTrial") -> "Trial":

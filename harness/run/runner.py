@@ -14,6 +14,8 @@ import contextlib
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from typing import Any
 from adapters.errors import MissingDependencyError
 from harness import project_root
 from harness.cluster.jobs import CODE_SHIPPED
-from harness.errors import ClusterError, ResultsDirError
+from harness.errors import ClusterError, ResultsDirError, error_line
 from harness.store.provenance import code_version
 from harness.store import TrialState, check_results_dir, read_states, write_tables
 from harness.suite import Suite, Trial
@@ -64,6 +66,8 @@ class RunSummary:
     elapsed_s: float = 0.0
     ray_start_s: float = 0.0
     fit_s: float = 0.0
+    #: stopped by Ctrl-C (SIGINT): the unfinished trials resume with ``era run --resume``
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
@@ -98,7 +102,8 @@ def tracker_callbacks(suite: Suite, wandb_project: str | None, mlflow_uri: str |
 
 
 def plan_run(suite: Suite, trials: Sequence[Trial], options: RunOptions) -> dict[str, TrialState]:
-    """Check the results folder (nothing is written) and load what earlier runs left there."""
+    """Check the results folder (nothing is written) and load what earlier runs left there; a
+    corrupt state file raises ``ResultsDirError`` naming it."""
     check_results_dir(options.out, suite, options.resume)
     return read_states(options.out, [t.trial_id for t in trials])
 
@@ -191,27 +196,53 @@ def _quiet_tune_advice():
 @contextlib.contextmanager
 def _exclusive(out: Path):
     """Hold ``DIR/.era-run.lock`` while running: two runs into one folder would run trials twice.
-    ``flock`` is released by the kernel when the process dies, even by SIGKILL."""
+    ``flock`` is released by the kernel when the process dies, even by SIGKILL.
+
+    The lock file is removed on the way out (while still held), and so are the folders this call
+    created if nothing else was written there: a run refused for bad input leaves nothing. A
+    process that locked the file as it was being removed sees that the path no longer names the
+    file it holds, and tries again.
+    """
     import fcntl
 
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".era-run.lock", "a+") as handle:
+    created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    path = out / ".era-run.lock"
+    while True:
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(path, "a+")
+        except FileNotFoundError:  # the folder was removed in between by a refused run: again
+            continue
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
+            handle.close()
             raise ResultsDirError(
                 f"another era run ({holder}) is writing to {out}: wait for it to finish, or use another --out"
             ) from None
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(handle.fileno()).st_ino:
+            break
+        handle.close()  # it was removed after we opened it: lock the file that is there now
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the run wrote its results there
+                break
+        handle.close()
 
 
 def _check_resources(trials: Sequence[Trial], local: bool, write: Callable[[str], None]) -> None:
@@ -280,47 +311,112 @@ def _summarize(summary: RunSummary, trials: Sequence[Trial], states: dict[str, T
         if state.status == "done":
             summary.done.append(trial.label)
         elif state.status == "failed":
-            summary.failed.append((trial.label, state.error or "unknown error"))
+            summary.failed.append((trial.label, error_line(state.traceback or state.error)))
         else:
             summary.unfinished.append(trial.label)
     summary.rows = sum(len({int(r["step"]) for r in states[t.trial_id].records}) for t in trials)
     return summary
 
 
+class _SigintWatch:
+    """Tells whether Tune stopped a run for Ctrl-C.
+
+    Tune installs its own SIGINT handler for the length of ``fit()``: the first Ctrl-C ends the
+    run gracefully (``fit()`` returns, trials unfinished) and puts back the handler Tune found.
+    So the handler in place while the experiment runs (seen from a callback's ``setup``) differs
+    from the one in place after ``fit()`` exactly when Tune saw a Ctrl-C. A Ctrl-C that reaches
+    our own handler (outside ``fit()``, or a second one) raises ``KeyboardInterrupt``.
+    """
+
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+        self.during_fit: Any = None
+
+    def handle(self, signum: int, frame: Any) -> None:
+        self.summary.interrupted = True
+        raise KeyboardInterrupt
+
+    def callback(self) -> Any:
+        from ray.tune import Callback
+
+        watch = self
+
+        class _Setup(Callback):
+            def setup(self, **info: Any) -> None:
+                watch.during_fit = signal.getsignal(signal.SIGINT)
+
+        return _Setup()
+
+    def after_fit(self) -> None:
+        if self.during_fit is not None and signal.getsignal(signal.SIGINT) is not self.during_fit:
+            self.summary.interrupted = True
+
+
+@contextlib.contextmanager
+def _on_sigint(watch: _SigintWatch):
+    """Route Ctrl-C to ``watch`` (in the main thread; elsewhere signals cannot be handled)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, watch.handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
               write: Callable[[str], None] | None = None) -> RunSummary:
     """Run the trials not yet done in ``options.out`` and write the tables there.
 
-    Raises a ``ConfigError`` subclass (exit 2) before writing anything for a bad results folder,
-    a missing tracker package or resources Ray cannot offer.
+    The folder's lock is taken first, so a second run into it is refused before Ray starts. Raises
+    a ``ConfigError`` subclass (exit 2) before writing anything for a locked, foreign or corrupt
+    results folder, a missing tracker package or resources Ray cannot offer. Ctrl-C stops the run
+    (its tables written, unfinished trials ``pending``) and sets ``RunSummary.interrupted``.
     """
-    from harness.run.progress import ProgressPrinter
-    from harness.run.recorder import Recorder
-
     write = write or (lambda line: print(line, flush=True))
     started = time.monotonic()
     options = RunOptions(**{**options.__dict__, "out": Path(options.out).resolve()})
+    summary = RunSummary(suite.name, options.out, len(trials), 0)
+    states: dict[str, TrialState] = {}
+    watch = _SigintWatch(summary)
+    with _exclusive(options.out), _on_sigint(watch):  # a second run into DIR is refused before Ray starts
+        try:
+            _run_locked(suite, trials, options, states, summary, watch, write)
+        except KeyboardInterrupt:  # Ctrl-C outside Tune's fit(), or a second one; the tables are written
+            summary.interrupted = True
+    for trial in trials:  # interrupted before the states were read: nothing of them changed
+        states.setdefault(trial.trial_id, TrialState(trial.trial_id))
+    summary.elapsed_s = time.monotonic() - started
+    return _summarize(summary, trials, states)
+
+
+def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, states: dict[str, TrialState],
+                summary: RunSummary, watch: _SigintWatch, write: Callable[[str], None]) -> None:
+    """:func:`run_suite` once it holds the folder's lock; fills ``states`` with the trials' states."""
+    from harness.run.progress import ProgressPrinter
+    from harness.run.recorder import Recorder
+
     out = options.out
-    states = plan_run(suite, trials, options)
+    states.update(plan_run(suite, trials, options))
     trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri)
     todo = [t for t in trials if states[t.trial_id].status != "done"]
-    summary = RunSummary(suite.name, out, len(trials), len(trials) - len(todo))
+    summary.done_before = len(trials) - len(todo)
     if not todo:
         write_tables(out, suite, trials, states)
         write(f"all {len(trials)} trials of {suite.name} are done already in {out}")
-        return _summarize(summary, trials, states)
+        return
+
+    import ray
 
     began = time.monotonic()
     _export_worker_env()
-    started_ray = _start_ray(options)
-    summary.ray_start_s = time.monotonic() - began
+    ray_was_up = ray.is_initialized()  # a caller's Ray (tests) is left running
     wrote = False
-    lock = contextlib.ExitStack()
     try:
+        _start_ray(options)
+        summary.ray_start_s = time.monotonic() - began
         _check_resources(todo, local=options.address is None, write=write)
-        lock.enter_context(_exclusive(out))
-        import ray
-
         resumed = sum(1 for t in todo if states[t.trial_id].checkpoint)
         write(
             f"{suite.name}: {len(trials)} trials, {summary.done_before} done before, {len(todo)} to run"
@@ -338,10 +434,11 @@ def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
         recorder = Recorder(out, suite, trials, states, run_name, code_version())
         printer = ProgressPrinter(len(trials), summary.done_before, suite.max_failures,
                                   options.progress_interval_s, write)
-        tuner = _tuner(suite, todo, states, options, run_name, [recorder, printer, *trackers])
+        tuner = _tuner(suite, todo, states, options, run_name, [watch.callback(), recorder, printer, *trackers])
         began = time.monotonic()
         with _quiet_tune_advice():
             tuner.fit()
+        watch.after_fit()
         summary.fit_s = time.monotonic() - began
     finally:
         for state in states.values():  # a trial Tune did not finish (interrupted) stays unfinished
@@ -349,10 +446,5 @@ def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
                 state.status = "pending"
         if wrote:
             write_tables(out, suite, trials, states)
-        lock.close()
-        if started_ray:
-            import ray
-
+        if not ray_was_up and ray.is_initialized():
             ray.shutdown()
-    summary.elapsed_s = time.monotonic() - started
-    return _summarize(summary, trials, states)

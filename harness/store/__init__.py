@@ -6,8 +6,9 @@ A suite's results folder::
     DIR/results.parquet       one row per (trial_id, step): trial_id, suite, algo, base_algo, task,
                               seed, step, score, normalized_score, entropy, wall_time_s, the family's
                               extra metrics, unit, budget and one setting.<key> column per setting
-    DIR/trials.parquet        one row per trial: status (done | failed | pending), error, traceback,
-                              config hash, code version, package versions (JSON), ...
+    DIR/trials.parquet        one row per trial: status (done | failed | pending), error (one line:
+                              the exception's type and first line), traceback, config hash, code
+                              version, package versions (JSON), ...
     DIR/trials/<id>.json      the driver's state of each trial: status, error, the pointer to its last
                               checkpoint, and the records of that checkpoint (the source of both tables)
     DIR/tune/                 Ray Tune's storage (checkpoints, TensorBoard logs), unless --storage
@@ -42,6 +43,9 @@ __all__ = [
     "read_states",
     "write_state",
     "check_results_dir",
+    "saved_suite_name",
+    "read_json_file",
+    "corrupt_file",
     "results_frame",
     "trials_frame",
     "write_tables",
@@ -115,12 +119,62 @@ def _state_path(out: Path, trial_id: str) -> Path:
     return Path(out) / "trials" / f"{trial_id}.json"
 
 
+def corrupt_file(path: str | Path, problem: str, fix: str) -> ResultsDirError:
+    """The error for a state file that cannot be used: it names the file, what is wrong, and
+    ``fix``; one line (a parser's message is folded onto it)."""
+    problem = " ".join(str(problem).split())
+    return ResultsDirError(f"{path} is corrupt ({problem}; cut short by a crash or a full disk?): {fix}")
+
+
+def read_json_file(path: str | Path, fix: str) -> Any:
+    """A JSON state file's content; ``ResultsDirError`` naming the file and ``fix`` if it is not JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise corrupt_file(path, "not UTF-8 text", fix) from None
+    except json.JSONDecodeError as error:
+        raise corrupt_file(path, f"not valid JSON: {error}", fix) from None
+    except OSError as error:
+        raise ResultsDirError(f"cannot read {path} ({error.strerror or error}): check its permissions") from None
+
+
+def _state_problem(data: Any, trial_id: str) -> str | None:
+    """What makes ``data`` no trial state of ``trial_id``, or ``None``."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    if data.get("trial_id", trial_id) != trial_id:
+        return f"it is the state of trial {data.get('trial_id')!r}"
+    if not isinstance(data.get("status", "pending"), str):
+        return "its status is not text"
+    records = data.get("records", [])
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("step"), (int, float)) for r in records):
+        return "its records are not a list of evaluations with a step"
+    for name in ("checkpoint", "error", "traceback"):
+        if not isinstance(data.get(name), (str, type(None))):
+            return f"its {name} is not text"
+    return None
+
+
 def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialState]:
-    """The saved state of each trial (a fresh ``pending`` one where there is none)."""
+    """The saved state of each trial (a fresh ``pending`` one where there is none).
+
+    Raises ``ResultsDirError`` (exit 2) naming a state file that is not a trial state, and the fix.
+    """
     states = {}
     for trial_id in trial_ids:
         path = _state_path(Path(out), trial_id)
-        states[trial_id] = TrialState.from_json(json.loads(path.read_text())) if path.exists() else TrialState(trial_id)
+        if not path.exists():
+            states[trial_id] = TrialState(trial_id)
+            continue
+        fix = (f"delete it and run again; trial {trial_id} then starts over (the other trials keep their "
+               f"results)")
+        data = read_json_file(path, fix)
+        problem = _state_problem(data, trial_id)
+        if problem is not None:
+            raise corrupt_file(path, problem, fix)
+        states[trial_id] = TrialState.from_json({"trial_id": trial_id, **data})
     return states
 
 
@@ -128,16 +182,40 @@ def write_state(out: str | Path, state: TrialState) -> None:
     write_json_atomic(asdict(state), _state_path(Path(out), state.trial_id))
 
 
-def check_results_dir(out: str | Path, suite: "Suite", resume: bool) -> bool:
-    """Whether ``out`` holds an earlier run of this suite; raises ``ResultsDirError`` if it holds
-    another suite's results, or if ``resume`` asks to continue a run that is not there."""
+def _name_in_trials_table(out: Path) -> str | None:
+    """The one suite ``trials.parquet`` names, if it is readable and names one."""
+    try:
+        names = pd.read_parquet(out / "trials.parquet", columns=["suite"])["suite"].dropna().unique()
+    except (OSError, ValueError, KeyError):  # pyarrow's errors are OSError or ValueError subclasses
+        return None
+    return str(names[0]) if len(names) == 1 else None
+
+
+def saved_suite_name(out: str | Path) -> str | None:
+    """The name of the suite whose results ``out`` holds: from ``suite.json``, or, where that is
+    missing, from ``trials.parquet``; ``None`` if neither is there. A ``suite.json`` that is not a
+    JSON object with a name raises ``ResultsDirError`` naming it and the fix."""
     out = Path(out)
     saved = out / "suite.json"
-    if saved.exists():
-        try:
-            name = json.loads(saved.read_text()).get("name")
-        except (OSError, ValueError):
-            name = None
+    if not saved.exists():
+        return _name_in_trials_table(out) if (out / "trials.parquet").exists() else None
+    if _name_in_trials_table(out) is not None:
+        fix = "delete it and run again: era run rewrites it (trials.parquet names the suite meanwhile)"
+    else:
+        fix = "restore it from a copy, or choose another --out (trials.parquet cannot stand in for it)"
+    data = read_json_file(saved, fix)
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise corrupt_file(saved, "not a JSON object with the suite's name", fix)
+    return data["name"]
+
+
+def check_results_dir(out: str | Path, suite: "Suite", resume: bool) -> bool:
+    """Whether ``out`` holds an earlier run of this suite; raises ``ResultsDirError`` if it holds
+    another suite's results, if its ``suite.json`` is corrupt, or if ``resume`` asks to continue a
+    run that is not there."""
+    out = Path(out)
+    name = saved_suite_name(out)
+    if name is not None:
         if name != suite.name:
             raise ResultsDirError(
                 f"{out} holds the results of suite {name!r}, not {suite.name!r}: choose another --out"

@@ -48,3 +48,19 @@ def test_malformed_setting_exits_2(tmp_path):
     result = _era("trial", "--algo", "sac-era", "--task", "gym:Pendulum-v1", "--steps", "10",
                   "--set", "no_equals_sign", "--out", str(tmp_path / "t"))
     assert result.returncode == 2 and "KEY=VALUE" in result.stderr
+
+
+def test_a_failed_trial_is_one_line_with_the_traceback_kept(tmp_path):
+    """PPO with learning_rate 1e6 diverges inside torch with a message of many lines."""
+    import pandas as pd
+
+    result = _era("trial", "--algo", "ppo", "--task", "gym:Pendulum-v1", "--steps", "64", "--eval-every", "64",
+                  "--set", "n_steps=64", "--set", "batch_size=32", "--set", "n_epochs=5",
+                  "--set", "learning_rate=1.0e+6", "--set", "policy_kwargs={net_arch: [16]}",
+                  "--out", str(tmp_path / "t"))
+    assert result.returncode == 1, result.stderr
+    trial = pd.read_parquet(tmp_path / "t" / "trials.parquet").iloc[0]
+    assert trial.status == "failed" and "grad_fn=" in trial.traceback
+    assert trial.error.startswith("TrainingDivergedError: trial ppo on gym:Pendulum-v1") and "\n" not in trial.error
+    assert result.stderr.strip().splitlines()[-1].startswith(f"era trial: trial failed: {trial.error}")
+    assert "grad_fn" not in result.stderr

@@ -270,7 +270,23 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys):
     shutil.copytree(results, tmp_path / "corrupt")
     (tmp_path / "corrupt" / "results.parquet").write_text("not parquet")
     assert main(["report", str(tmp_path / "corrupt"), "--out", str(tmp_path / "out")]) == 2
-    assert "cannot read" in capsys.readouterr().err
+    assert "results.parquet is corrupt" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("name", "damage"), [
+    ("trials.parquet", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])),
+    ("results.parquet", lambda p: p.write_bytes(p.read_bytes()[:100])),
+    ("suite.json", lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2])),
+    ("suite.json", lambda p: p.write_text("[]")),
+], ids=["truncated-trials", "truncated-results", "truncated-suite", "suite-not-an-object"])
+def test_a_corrupt_table_is_named_with_the_fix_in_one_line(tmp_path, capsys, name, damage):
+    results = write_results_dir(tmp_path / "res", algos=("sac",), tasks=("gym:Hopper-v5",), seeds=(0,))
+    damage(results / name)
+    assert main(["report", str(results), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert f"{results / name} is corrupt" in err and "again" in err
     assert not (tmp_path / "out").exists()
 
 

@@ -330,3 +330,128 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
     uninterrupted = pd.read_parquet(reference_out / "results.parquet")[columns].sort_values(columns[:2])
     pd.testing.assert_frame_equal(results[columns].sort_values(columns[:2]).reset_index(drop=True),
                                   uninterrupted.reset_index(drop=True), check_exact=True)
+
+# ------------------------------------------------------------------ a multi-line error, shown as one line
+def test_a_multi_line_error_is_shown_as_its_type_and_first_line_everywhere(local_ray, tmp_path, capsys):
+    """PPO with learning_rate 1e6: torch's ValueError (a message of many lines, ending in
+    ``grad_fn=...)``) becomes the adapter's TrainingDivergedError; its type and first line are what
+    the console, trials.parquet, report.md and report.json show; the traceback keeps the rest."""
+    path = write_suite(tmp_path, f"""\
+        name: diverge
+        algorithms:
+          ppo: {{settings: {{n_steps: 64, batch_size: 32, n_epochs: 5, learning_rate: 1.0e+6,
+                            policy_kwargs: {{net_arch: [16]}}}}}}
+          ppo-era: {{settings: {TINY_PPO}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: [0]
+        budget: 64
+        eval: {{every: 64, episodes: 1}}
+        max_failures: 0
+        """)
+    out, report_dir = tmp_path / "results", tmp_path / "report"
+    code = main(["run", str(path), "--out", str(out), "--report-dir", str(report_dir), "--progress-every", "600"])
+    captured = capsys.readouterr()
+    assert code == 1
+
+    trials = pd.read_parquet(out / "trials.parquet").set_index("algo")
+    error, traceback = trials.loc["ppo", "error"], trials.loc["ppo", "traceback"]
+    # the message really was many lines: torch's tensor dump, ending in grad_fn=...
+    assert "ValueError: Expected parameter" in traceback and "grad_fn=" in traceback
+    assert error.startswith("TrainingDivergedError: trial ppo on gym:Pendulum-v1 (seed 0) diverged near step")
+    assert "Expected parameter" in error and "\n" not in error and "grad_fn" not in error
+
+    failed_lines = [line for line in captured.err.splitlines() if line.startswith("  failed: ")]
+    assert failed_lines == [f"  failed: ppo gym:Pendulum-v1 seed 0: {error}"]
+    assert f"FAILED ppo gym:Pendulum-v1 seed 0: {error} | " in captured.out
+
+    report = json.loads((report_dir / "report.json").read_text())
+    assert [r["error"] for r in report["failed_trials"]] == [error]
+    row = next(line for line in (report_dir / "report.md").read_text().splitlines() if "`ppo`" in line and "|" in line
+               and "TrainingDivergedError" in line)
+    assert error[:200] in row and "grad_fn" not in row
+
+
+# ------------------------------------------------------------------ a second run into one folder
+def test_a_second_run_into_a_locked_folder_refuses_before_starting_ray(tmp_path):
+    import tempfile
+    import shutil
+
+    from harness.run.runner import _exclusive
+
+    path = write_suite(tmp_path, f"""\
+        name: locked
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 1
+        budget: 64
+        """)
+    out = tmp_path / "results"
+    ray_dir = tempfile.mkdtemp(prefix="era-ray-", dir="/tmp")  # short: unix socket paths are limited
+    try:
+        env = {**os.environ, **ray_env(ray_dir)}
+        with _exclusive(out):  # the first run holds the folder
+            second = subprocess.run([*ERA, "run", str(path), "--out", str(out), "--no-report"],
+                                    env=env, capture_output=True, text=True, timeout=120)
+            assert [p.name for p in out.iterdir()] == [".era-run.lock"]  # the second one wrote nothing
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"another era run (pid {os.getpid()}) is writing to {out}" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+        assert not list(Path(ray_dir).rglob("session_*")), "the refused run started Ray"
+        assert "local Ray" not in second.stdout
+        assert not out.exists()  # the first one created the folder, wrote nothing, and removed it
+    finally:
+        shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ an unknown task id
+def test_an_unknown_gymnasium_id_is_one_short_line_with_close_matches(tmp_path, capsys):
+    path = write_suite(tmp_path, f"""\
+        name: typo
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulm-v1]
+        seeds: 1
+        budget: 64
+        """)
+    assert main(["run", str(path), "--out", str(tmp_path / "results")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 400, err
+    assert "did you mean gym:Pendulum-v1" in err and "pprint_registry" in err
+    assert "CartPole-v1" not in err  # not every registered id
+    assert not (tmp_path / "results").exists()
+
+
+# ------------------------------------------------------------------ Ctrl-C
+def test_ctrl_c_exits_130_with_how_to_resume_and_nothing_failed(tmp_path, ray_temp_dir):
+    path = write_suite(tmp_path, f"""\
+        name: ctrlc
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 1
+        budget: 100000
+        eval: {{every: 256, episodes: 1}}
+        """)
+    out = tmp_path / "results"
+    env = {**os.environ, **ray_env(ray_temp_dir)}
+    command = [*ERA, "run", str(path), "--out", str(out), "--progress-every", "600"]
+    with open(tmp_path / "run.log", "w") as log:
+        # its own session: the SIGINT below reaches this PID only
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while not any(s["status"] == "running" for s in states_in(out).values()):
+            assert process.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, "the trial did not start in 90 s"
+            time.sleep(0.1)
+        processes = _descendants(process.pid)
+        os.kill(process.pid, signal.SIGINT)
+        try:
+            code = process.wait(timeout=60)
+        finally:
+            if process.poll() is None:  # pragma: no cover - it did not stop: the test fails below
+                process.kill()
+                process.wait(timeout=30)
+            _stop_leftovers(processes)
+    text = (tmp_path / "run.log").read_text()
+    assert code == 130, text
+    assert f"interrupted: 1 trial(s) unfinished, none failed; resume with: era run {path} --out {out.resolve()} --resume" in text
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert (trials.status == "pending").all() and trials.error.isna().all()

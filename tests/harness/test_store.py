@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import textwrap
@@ -122,3 +123,90 @@ def test_one_run_at_a_time_per_results_folder(tmp_path):
                 pass
     with _exclusive(tmp_path / "out"):  # released when the first run ends
         pass
+    # a run that wrote nothing leaves nothing, not even the folders it created for its lock
+    assert not (tmp_path / "out").exists()
+    with _exclusive(tmp_path / "a" / "b"):
+        (tmp_path / "a" / "b" / "results.parquet").write_text("x")
+    assert [p.name for p in (tmp_path / "a" / "b").iterdir()] == ["results.parquet"]
+    with _exclusive(tmp_path / "new" / "deeper"):
+        pass
+    assert not (tmp_path / "new").exists()
+
+
+# ------------------------------------------------------------------ corrupt state files
+def _snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture()
+def valid_suite(tmp_path):
+    path = tmp_path / "valid.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: store
+        algorithms: {ppo: {settings: {n_steps: 64, policy_kwargs: {net_arch: [8]}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 2
+        budget: 128
+        """))
+    suite = load_suite(path)
+    return suite, expand(suite)
+
+
+@pytest.fixture()
+def earlier_run(valid_suite, tmp_path):
+    """A results folder as an interrupted `era run` leaves it: one trial part-way, the others pending."""
+    suite, trials = valid_suite
+    out = tmp_path / "out"
+    states = {t.trial_id: TrialState(t.trial_id) for t in trials}
+    states[trials[0].trial_id] = TrialState(trials[0].trial_id, status="running", records=[_record(64, 1.0)])
+    for state in states.values():
+        write_state(out, state)
+    write_tables(out, suite, trials, states)
+    return suite.path, out, trials[0].trial_id
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+@pytest.mark.parametrize(("damage", "named", "fix"), [
+    (lambda out, tid: _truncate(out / "trials" / f"{tid}.json"), "trials/{tid}.json", "delete it"),
+    (lambda out, tid: (out / "trials" / f"{tid}.json").write_text("[1, 2]"), "trials/{tid}.json", "delete it"),
+    (lambda out, tid: (out / "trials" / f"{tid}.json").write_text('{"records": "x"}'), "trials/{tid}.json", "delete it"),
+    (lambda out, tid: (out / "trials" / f"{tid}.json").write_bytes(b"\xff\xfe\x00garbage"), "trials/{tid}.json", "delete it"),
+    (lambda out, tid: _truncate(out / "suite.json"), "suite.json", "delete it"),
+    (lambda out, tid: (out / "suite.json").write_text('"a string"'), "suite.json", "delete it"),
+], ids=["truncated-state", "state-not-an-object", "state-records-not-a-list", "state-not-text",
+        "truncated-suite-json", "suite-json-not-an-object"])
+@pytest.mark.parametrize("command", ["run", "list"])
+def test_a_corrupt_state_file_is_named_with_the_fix_exit_2_and_nothing_written(earlier_run, capsys, damage, named,
+                                                                              fix, command):
+    from harness.cli import main
+
+    suite_path, out, trial_id = earlier_run
+    damage(out, trial_id)
+    before = _snapshot(out)
+    extra = ["--resume", "--no-report", "--report-dir", str(out.parent / "report")] if command == "run" else []
+    assert main([command, str(suite_path), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert str(out / named.format(tid=trial_id)) in err and fix in err and "Traceback" not in err
+    assert _snapshot(out) == before and not (out.parent / "report").exists()
+
+
+def test_deleting_a_corrupt_suite_json_lets_the_run_continue(earlier_run, valid_suite):
+    """The fix the message names works: the suite's name is also in trials.parquet."""
+    suite, _ = valid_suite
+    _, out, _ = earlier_run
+    (out / "suite.json").unlink()
+    assert check_results_dir(out, suite, resume=True) is True
+    other = dataclasses.replace(suite, name="another")
+    with pytest.raises(ResultsDirError, match="holds the results of suite 'store'"):
+        check_results_dir(out, other, resume=True)
+
+
+def test_a_corrupt_state_is_named_by_read_states(earlier_run):
+    _, out, trial_id = earlier_run
+    _truncate(out / "trials" / f"{trial_id}.json")
+    with pytest.raises(ResultsDirError, match=rf"{trial_id}\.json is corrupt .*delete it"):
+        read_states(out, [trial_id])

@@ -185,3 +185,25 @@ def test_protocol_defaults_per_benchmark():
     assert default_eval_every("hb:h1-walk-v0", 500) == 2_500  # beyond the budget: one evaluation, at the end
     assert default_eval_every("gym:Hopper-v5", 1_000_000) == 10_000
     assert (default_eval_episodes("hb:h1-walk-v0"), default_eval_episodes("gym:Hopper-v5")) == (10, 5)
+
+
+@pytest.mark.parametrize(("task", "suggested", "how_to_list"), [
+    ("gym:Hoper-v5", "did you mean gym:Hopper-v5", "pprint_registry"),
+    ("gym:halfcheetah-v5", "did you mean gym:HalfCheetah-v5", "pprint_registry"),
+    ("dmc:cheeta-run", "did you mean dmc:cheetah-run", "ALL_TASKS"),
+    ("dmc:cheetah-rn", "domain 'cheetah' has dmc:cheetah-run", ""),  # a known domain: its few tasks
+])
+def test_an_unknown_id_is_one_short_line_with_close_matches(task, suggested, how_to_list):
+    with pytest.raises(UnknownNameError) as info:
+        validate_task(task)
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 300, message
+    assert suggested in message and how_to_list in message
+    assert "CartPole-v1" not in message and "humanoid-run" not in message  # not every known id
+
+
+def test_an_unknown_id_with_nothing_close_says_how_to_list_them():
+    with pytest.raises(UnknownNameError) as info:
+        validate_task("gym:Zzzzzzzz-v9")
+    message = str(info.value)
+    assert "did you mean" not in message and "pprint_registry" in message and len(message) < 300
