@@ -154,6 +154,11 @@ def restore(spec: TrialSpec, state_dir: Path, envs: dict[str, Any], device: Any,
             f"cannot resume {spec.algo} on {spec.task} from {state_dir.parent}: {error}; the checkpoint "
             f"was written with other settings: write to a new output folder"
         ) from error
+    except Exception as error:  # noqa: BLE001 - a truncated zip or npz fails in many ways
+        raise ConfigError(
+            f"cannot resume from {state_dir.parent}: {_MODEL} or {_REPLAY} is missing or corrupt "
+            f"({type(error).__name__}); delete that folder to restart the trial from scratch"
+        ) from error
     if callback is not None and (state_dir / _TUNER).exists():
         callback.load_state_dict(_load(state_dir / _TUNER))
     episode = _load(state_dir / _EPISODE)

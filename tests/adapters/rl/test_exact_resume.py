@@ -70,3 +70,18 @@ def test_humanoidbench_trial_resumes_exactly(tmp_path):
     # the authors' protocol: termination ignored, action repeat 2, eval env seeded once
     spec = _spec("sac-era", "hb:h1-walk-v0", 90, 30, episodes=1, learning_starts=20)
     _check_resumes_exactly(spec, tmp_path)
+
+
+@pytest.mark.parametrize("name", ["model.zip", "replay.npz", "episode.pt", "rng.pt", "envs.pt", "delta_tuner.pt"])
+def test_a_corrupt_checkpoint_file_is_named_with_the_fix(name, tmp_path):
+    from adapters.errors import ConfigError
+
+    spec = _spec("sac-era", "gym:Pendulum-v1", 200, 100, episodes=1)
+    trial = run_trial(spec, tmp_path)
+    next(trial)
+    trial.close()
+    path = tmp_path / "current" / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # truncated, as by a full disk
+    with pytest.raises(ConfigError, match=f"(?s){name}.*is missing or corrupt.*delete that folder") as info:
+        next(run_trial(spec, tmp_path))
+    assert "\n" not in str(info.value)
