@@ -19,12 +19,8 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
-<<<<<<< HEAD
-from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
-=======
 from harness.errors import error_line
-from harness.run.trainable import ENVIRONMENT_FILE
->>>>>>> i15b
+from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
 from harness.store import TrialState, write_state, write_tables
 
 if TYPE_CHECKING:
