@@ -427,7 +427,7 @@ def test_ctrl_c_exits_130_with_how_to_resume_and_nothing_failed(tmp_path, ray_te
         algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
         tasks: [gym:Pendulum-v1]
         seeds: 1
-        budget: 100000
+        budget: 102400  # 1600 rollouts of 64: never reached, Ctrl-C comes first
         eval: {{every: 256, episodes: 1}}
         """)
     out = tmp_path / "results"
