@@ -212,14 +212,18 @@ def trials(tmp_path_factory):
     """``era trial`` of sac and sac-era on h1-walk and h1hand-walk, 300 agent steps each."""
     if HB_SPEC is None:
         pytest.skip("HumanoidBench is not installed")
-    out = {}
-    for algo in ("sac", "sac-era"):
+    out, running = {}, {}
+    for algo in ("sac", "sac-era"):  # side by side: each trial uses one thread
         for env_id in ("h1-walk-v0", "h1hand-walk-v0"):
             folder = tmp_path_factory.mktemp(f"{algo}-{env_id}")
-            result = _run([*ERA, "trial", "--algo", algo, "--task", f"hb:{env_id}", "--seed", "0", "--steps", "300",
-                           "--eval-every", "150", "--eval-episodes", "1", *TRIAL_SETTINGS, "--out", str(folder)])
-            assert result.returncode == 0, result.stderr[-3000:]
+            argv = [*ERA, "trial", "--algo", algo, "--task", f"hb:{env_id}", "--seed", "0", "--steps", "300",
+                    "--eval-every", "150", "--eval-episodes", "1", *TRIAL_SETTINGS, "--out", str(folder)]
+            running[algo, env_id] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                     text=True, cwd=ROOT)
             out[algo, env_id] = folder
+    for process in running.values():
+        _, stderr = process.communicate(timeout=600)
+        assert process.returncode == 0, stderr[-3000:]
     return out
 
 
