@@ -15,6 +15,7 @@ from adapters.errors import ConfigError, EraError
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED",
     "SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError", "command_error", "error_line",
+    "strip_ansi",
 ]
 
 #: the ``era`` command's exit codes
@@ -41,6 +42,11 @@ def command_error(command: str, message: object, code: int = EXIT_BAD_INPUT) -> 
     return code
 
 
+def strip_ansi(text: str) -> str:
+    """``text`` without the terminal colour codes Ray puts in a remote traceback."""
+    return _ANSI.sub("", text)
+
+
 def _cut(line: str) -> str:
     return line if len(line) <= ERROR_LINE_CHARS else line[: ERROR_LINE_CHARS - 1] + "…"
 
@@ -59,7 +65,7 @@ def _unwrap(error: BaseException) -> BaseException:
 def _final_exception(text: str) -> str | None:
     """``Type: first line`` of the exception a traceback ends with: the first line after its last
     frame (the frame's indented source and ``^^^`` lines skipped), the type without its module."""
-    lines = _ANSI.sub("", text).splitlines()
+    lines = strip_ansi(text).splitlines()
     frames = [i for i, line in enumerate(lines) if _FRAME.match(line)]
     if not frames:
         return None
@@ -87,7 +93,7 @@ def error_line(error: BaseException | str | None) -> str:
         error = _unwrap(error)
         message = _first_line(str(error))
         return _cut(f"{type(error).__name__}: {message}" if message else type(error).__name__)
-    text = _ANSI.sub("", error or "")
+    text = strip_ansi(error or "")
     return _cut(_final_exception(text) or _first_line(text) or "the trial failed without an error message")
 
 

@@ -244,7 +244,7 @@ def _check_sb3_value(algo: str, key: str, value: Any, settings: Mapping[str, Any
 
 
 def _allowed_sb3_keys(algo: str) -> set[str]:
-    keys = set(inspect.signature(sb3_class(algo).__init__).parameters) - _RESERVED
+    keys = set(_sb3_parameters(_class_name(algo))) - _RESERVED
     return keys - set(_ERA_REFUSED) if algorithm(algo).era else keys
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune import Callback
 
 from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
-from harness.errors import error_line
+from harness.errors import error_line, strip_ansi
 from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
 from harness.store import TrialState, write_state, write_tables
 
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
     from harness.suite import Suite, Trial
 
 __all__ = ["Recorder", "read_checkpoint", "checkpoint_pointer", "resume_point", "error_of", "trial_of"]
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # Ray colours the remote traceback's first line
 
 
 def checkpoint_pointer(checkpoint: "Checkpoint") -> str:
@@ -133,7 +130,7 @@ def error_of(trial: "TuneTrial") -> tuple[str, str]:
     error = _latest_error(trial)
     if error is None:
         error = "the trial failed without an error message (its worker died?)"
-    return error_line(error), _ANSI.sub("", str(error)).strip()
+    return error_line(error), strip_ansi(str(error)).strip()
 
 
 def trial_of(trial: "TuneTrial") -> "Trial":
