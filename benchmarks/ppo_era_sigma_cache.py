@@ -26,7 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from adapters.rl.envs import make_env
 from adapters.rl.policies import EraActorCriticPolicy
-from benchmarks.adapter_overhead import TimedEnv
+from adapter_overhead import TimedEnv  # the sibling benchmark: run as a script, this folder is on sys.path
 
 
 class ComputedSigmaPolicy(EraActorCriticPolicy):
