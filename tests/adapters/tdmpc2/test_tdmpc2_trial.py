@@ -180,3 +180,19 @@ def test_tdmpc2_and_tdmpc2_era_run_under_ray_tune(local_ray, tmp_path, capsys):
     era = results[results.algo == "tdmpc2-era"]
     assert (era.gaussian_entropy - era.delta).to_numpy() == pytest.approx([0.25, 0.25], abs=1e-4)
     assert "tdmpc2-era" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_throughput_benchmark_runs_and_prints_the_era_ratio(capsys):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import tdmpc2_throughput
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert tdmpc2_throughput.main(["--tiny", "--task", TASK, "--episode-length", "50", "--repeats", "1",
+                                   "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    rates = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in printed.splitlines()
+             if line.startswith("| tdmpc2")}
+    assert set(rates) == {"tdmpc2", "tdmpc2-era"} and all(rate > 0 for rate in rates.values())
+    ratio = float(printed.split("takes ")[1].split("x")[0])
+    assert ratio == pytest.approx(rates["tdmpc2"] / rates["tdmpc2-era"], rel=1e-2)
