@@ -32,7 +32,7 @@ git -C "$DEST" -c advice.detachedHead=false checkout --quiet "$COMMIT"
 echo "installing the tdmpc2 extra into $("$PYTHON" -c 'import sys; print(sys.prefix)')" >&2
 "$PYTHON" -m pip install --quiet --disable-pip-version-check -e "$ROOT[tdmpc2]"
 SOURCE="$(cd "$DEST/tdmpc2" && pwd)"
-ERA_TDMPC2_DIR="$SOURCE" "$PYTHON" -c 'from adapters.tdmpc2.upstream import import_upstream; import_upstream()' \
+MUJOCO_GL="${MUJOCO_GL:-disable}" ERA_TDMPC2_DIR="$SOURCE" "$PYTHON" -c 'from adapters.tdmpc2.upstream import import_upstream; import_upstream()' \
     || { echo "error: TD-MPC2 in $SOURCE does not import" >&2; exit 1; }
 if [ "$SOURCE" != "$(cd "$ROOT" && pwd)/.deps/tdmpc2/tdmpc2" ]; then
     echo "TD-MPC2 installed in $SOURCE: export ERA_TDMPC2_DIR=$SOURCE before era run / era trial"
