@@ -19,7 +19,7 @@ Each check is its own function; an exception becomes that check's row, so one br
 none of the others. ``OUT/summary.md`` and ``OUT/summary.json`` (``resnet50_era_over_plain``, the
 device name, every row) are written at the end; the exit status is 1 if any row failed.
 
-    python benchmarks/gpu_check.py --out benchmarks/results/gpu_check   # on a GPU: about 3 minutes
+    python benchmarks/gpu_check.py --out benchmarks/results/gpu_check   # on a GPU: about 4 minutes
     python benchmarks/gpu_check.py --tiny --out /tmp/gpu-check           # toy sizes on the CPU: < 1 minute
 
 ``--tiny`` runs the same code at toy sizes (a test runs it, so the script cannot rot); time goals
@@ -633,11 +633,13 @@ def summary_markdown(data: dict[str, Any]) -> str:
     size = "toy sizes (--tiny)" if data["tiny"] else "full sizes"
     lines = [
         "# GPU check", "",
-        f"Device: **{data['device']}** (CUDA {data['cuda'] or 'none'}); {size}; {data['elapsed_s']:.0f} s in all; "
+        f"Device: **{data['device']}** (torch built for CUDA {data['cuda'] or 'none'}); {size}; "
+        f"{data['elapsed_s']:.0f} s in all; "
         f"code {data['code_version']}; torch {data['packages'].get('torch', '?')}, ray {data['packages'].get('ray', '?')}.",
         "", f"ResNet-50 ERA/plain step time: **{_figure(data['resnet50_era_over_plain'])}** "
             f"(paper: < {PAPER_RATIO}; goal: <= {GOAL_RATIO}). "
-            f"Four trials sharing one GPU vs one at a time: **{_figure(data['fractional_gpu_speedup'])}x**.",
+            f"The trials of `era run` sharing one GPU against the same trials one at a time: "
+            f"**{_figure(data['fractional_gpu_speedup'])}x** as fast.",
         "", "| check | status | seconds (CPU) | figures |", "| --- | --- | ---: | --- |",
     ]
     for row in data["rows"]:

@@ -40,7 +40,8 @@ def test_tiny_run_passes_every_check_and_writes_both_summaries(gpu_check, tmp_pa
         torch.set_num_threads(threads)
     data = json.loads((tmp_path / "out" / "summary.json").read_text())
     rows = {row["name"]: row for row in data["rows"]}
-    problems = {name: row["error"] or row["checks"] for name, row in rows.items() if row["status"] != "pass"}
+    problems = {name: row["error"] or row["checks"] for name, row in rows.items() if row["status"] != "pass"
+                and not (name == "grpo" and row["status"] == "skipped" and importlib.util.find_spec("trl") is None)}
     assert code == 0 and not problems
     assert list(rows) == list(gpu_check.CHECKS) and data["ok"] is True
     assert data["device"] == "cpu" and data["device_type"] == "cpu" and data["tiny"] is True
@@ -56,12 +57,13 @@ def test_tiny_run_passes_every_check_and_writes_both_summaries(gpu_check, tmp_pa
     share = rows["share"]["figures"]
     assert share["era_run_exit"] == 0 and share["devices_seen"] == ["cpu"]
     assert data["fractional_gpu_speedup"] == share["speedup_vs_one_at_a_time"] > 0
-    assert rows["grpo"]["figures"]["precision"].startswith("bf16")
+    assert rows["grpo"]["status"] == "skipped" or rows["grpo"]["figures"]["precision"].startswith("bf16")
     assert all(row["unjudged"] for name, row in rows.items() if name in ("resnet50", "vision", "share"))
 
     markdown = (tmp_path / "out" / "summary.md").read_text()
     assert markdown.startswith("# GPU check\n") and "Device: **cpu**" in markdown
-    assert markdown.count("| pass |") == len(gpu_check.CHECKS) and "FAILED" not in markdown
+    assert markdown.count("| pass |") == sum(row["status"] == "pass" for row in rows.values()) >= len(rows) - 1
+    assert "FAILED" not in markdown
 
 
 def test_a_check_that_raises_is_its_own_row_and_the_others_still_run(gpu_check, tmp_path, monkeypatch):
