@@ -383,7 +383,8 @@ def _n_steps_that_fit(steps: int, n_steps: int) -> list[int]:
 
 
 def validate(spec: TrialSpec) -> None:
-    """Check algorithm, task and settings without building an environment or a model."""
+    """Check algorithm, task, settings and device without building an environment or a model."""
+    from adapters.device import select_device
     from adapters.rl.envs import validate_task
 
     _check_family(spec.algo)
@@ -396,6 +397,7 @@ def validate(spec: TrialSpec) -> None:
     resolve_settings(spec)
     validate_task(spec.task)
     _check_rollouts(spec)
+    select_device(spec.device)
 
 
 #: SB3's default networks and activation per algorithm class (its policies' defaults)

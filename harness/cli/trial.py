@@ -90,7 +90,7 @@ def run_command(args: argparse.Namespace) -> int:
     checkpoint = TrialCheckpoint(out / "checkpoint")
     trial = Trial.single(spec, suite=out.resolve().name)
     state = TrialState(trial.trial_id, status="running", code_version=code_version(),
-                       environment=environment(spec.task), started_at=time.time())
+                       environment=environment(spec.task, spec.device), started_at=time.time())
     records = checkpoint.records()
     if records:
         print(f"resuming {spec.algo} on {spec.task} from step {records[-1].step}", flush=True)

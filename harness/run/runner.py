@@ -259,6 +259,9 @@ def _check_resources(trials: Sequence[Trial], local: bool, write: Callable[[str]
             f"trial {trial.label} asks for {cpus:g} CPU and {gpus:g} GPU, but the largest Ray node has "
             f"{biggest.get('CPU', 0):g} CPU and {biggest.get('GPU', 0):g} GPU"
         )
+        if local and gpus > 0 and not any(n.get("GPU", 0) for n in nodes):
+            raise ClusterError(f"{message}: the Ray started here found no GPU; set the suite's resources to "
+                               f"gpus: 0 (the trials then run on the CPU), or run on a GPU cluster with --address")
         if local:
             raise ClusterError(f"{message}: lower the suite's resources, or run on a cluster with --address")
         write(f"warning: {message}; it will wait until the cluster scales up")

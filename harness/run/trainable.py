@@ -26,7 +26,7 @@ from typing import Any
 
 __all__ = ["run_suite_trial", "metrics_of", "config_error_of", "ENVIRONMENT_FILE", "CONFIG_ERROR"]
 
-#: written next to the trial's ``current/`` checkpoint: the worker's host and package versions
+#: written next to the trial's ``current/`` checkpoint: the worker's host, device and package versions
 ENVIRONMENT_FILE = "environment.json"
 #: the result key of a trial that ended on a ``ConfigError``: ``"ConfigError: <message>"``
 CONFIG_ERROR = "config_error"
@@ -68,7 +68,7 @@ def run_suite_trial(config: dict[str, Any]) -> None:
             source = tune.Checkpoint(config["trial"]["resume_from"])
         if source is not None:
             source.to_directory(str(workdir))
-        (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment(trial.spec.task)))
+        (workdir / ENVIRONMENT_FILE).write_text(json.dumps(environment(trial.spec.task, trial.spec.device)))
         for record in run_trial(trial.spec, workdir, validate=False):  # the driver validated it (check_trials)
             tune.report(metrics_of(record.as_row()), checkpoint=tune.Checkpoint.from_directory(str(workdir)))
     except ConfigError as error:  # found only by running (e.g. a task's action space): final, not retried

@@ -309,7 +309,7 @@ def trials_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState]) ->
             "budget": trial.spec.budget, "unit": trial.unit,
             "failures": state.failures, "config_hash": trial.config_hash,
             "code_version": state.code_version, "packages": json.dumps(env.get("packages", {}), sort_keys=True),
-            "hostname": env.get("hostname"),
+            "hostname": env.get("hostname"), "device": env.get("device"),
             "settings": json.dumps(dict(trial.spec.settings), sort_keys=True),
             "sweep": json.dumps(dict(trial.sweep), sort_keys=True),
             "resources": json.dumps(trial.resources.plain()),

@@ -58,9 +58,12 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def environment(task: str | None = None) -> dict[str, object]:
+def environment(task: str | None = None, device: str | None = None) -> dict[str, object]:
     """What the trainable records about the process that ran a trial (the code version comes from
     the driver, which shipped the code: a worker's copy may not be a git checkout).
+
+    ``device`` (a trial's ``TrialSpec.device``) is recorded as what it resolves to in this process,
+    e.g. ``cuda:0 (NVIDIA H200)``: whether a trial that asked Ray for a GPU got one.
 
     For a HumanoidBench task, ``packages["humanoid-bench"]`` says which copy ran: an editable
     install reports upstream's unchanging version 0.2, so its path, git commit and a digest of its
@@ -71,4 +74,9 @@ def environment(task: str | None = None) -> dict[str, object]:
         from adapters.rl.humanoidbench import describe_source
 
         packages["humanoid-bench"] = describe_source()
-    return {"hostname": socket.gethostname(), "packages": packages}
+    found: dict[str, object] = {"hostname": socket.gethostname(), "packages": packages}
+    if device is not None:
+        from adapters.device import device_name
+
+        found["device"] = device_name(device)
+    return found

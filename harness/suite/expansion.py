@@ -57,7 +57,9 @@ def expand(suite: Suite) -> list[Trial]:
                     eval_every=every,
                     eval_episodes=task.eval_episodes or suite.eval_episodes or default_eval_episodes(variant.algo, task.task),
                     settings={**suite.settings, **task.settings, **variant.settings},
-                    device="auto",  # under Ray: CUDA only when the trial was given a GPU
+                    # a trial given GPUs sees only those under Ray; one given none would still see
+                    # every GPU of its node (Ray sets CUDA_VISIBLE_DEVICES only for GPU requests)
+                    device="auto" if resources.gpus > 0 else "cpu",
                 )
                 digest = trial_hash(spec, unit)
                 trial = Trial(digest[:12], digest, suite.name, variant.name, spec, unit, resources,

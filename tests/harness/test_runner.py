@@ -83,6 +83,7 @@ def test_grid_suite_runs_to_completion_with_one_final_evaluation_per_trial(local
     assert len(trials) == 8 and (trials.status == "done").all() and trials.error.isna().all()
     assert trials.config_hash.str.fullmatch(r"[0-9a-f]{64}").all()
     assert trials.code_version.str.startswith("0.").all()
+    assert (trials.device == "cpu").all()  # what each worker ran on: these trials asked for no GPU
     packages = json.loads(trials.packages.iloc[0])
     assert packages["ray"] == "2.60.0" and "torch" in packages and "stable-baselines3" in packages
     suite = json.loads((out / "suite.json").read_text())
@@ -185,6 +186,29 @@ def test_resources_ray_cannot_offer_exit_2_and_write_nothing(local_ray, tmp_path
     out = tmp_path / "results"
     assert main(["run", str(path), "--out", str(out)]) == 2
     assert "asks for 4 CPU and 0 GPU, but the largest Ray node has 2 CPU" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_gpus_on_a_local_ray_without_any_exit_2_at_once_naming_the_fix(local_ray, tmp_path, capsys):
+    """Tune would keep such trials pending for ever; era run refuses them before writing anything."""
+    if local_ray.cluster_resources().get("GPU", 0) > 0:
+        pytest.skip("this machine's Ray has a GPU: the trials would run")
+    path = write_suite(tmp_path, f"""\
+        name: wants-gpus
+        algorithms: {{ppo: {{settings: {TINY_PPO}}}}}
+        tasks: [gym:Pendulum-v1]
+        seeds: 4
+        budget: 64
+        resources: {{cpus: 0.5, gpus: 0.25}}
+        """)
+    out = tmp_path / "results"
+    began = time.monotonic()
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    assert time.monotonic() - began < 60  # no waiting for a GPU (the session's Ray is up already)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("era run: error: trial ppo gym:Pendulum-v1 seed 0 asks for "
+                                                   "0.5 CPU and 0.25 GPU, but the largest Ray node has 2 CPU and 0 GPU")
+    assert "found no GPU; set the suite's resources to gpus: 0" in lines[0] and "--address" in lines[0]
     assert not out.exists()
 
 

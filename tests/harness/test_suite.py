@@ -96,6 +96,26 @@ def test_trial_ids_are_a_hash_of_the_config_alone(tmp_path):
     assert all(t.config_hash.startswith(t.trial_id) and len(t.config_hash) == 64 for t in a)
 
 
+def test_trials_asking_for_no_gpu_run_on_the_cpu_and_the_others_choose(tmp_path):
+    """Ray hides no GPU from a trial that asked for none, so its spec names the CPU; a trial given a
+    GPU fraction picks CUDA where Ray shows it one. The device does not change the trial's id."""
+    path = write(tmp_path, """\
+        name: devices
+        algorithms: {ppo: {settings: {n_steps: 64}}}
+        tasks:
+          gym:Pendulum-v1: {resources: {cpus: 1, gpus: 0.25}}
+          gym:MountainCarContinuous-v0:
+        seeds: 1
+        budget: 128
+        resources: {cpus: 1, gpus: 0}
+        """)
+    devices = {t.spec.task: t.spec.device for t in expand(load_suite(path))}
+    assert devices == {"gym:Pendulum-v1": "auto", "gym:MountainCarContinuous-v0": "cpu"}
+    gpu_less = path.read_text().replace("gpus: 0.25", "gpus: 0")
+    same = {t.spec.task: t.trial_id for t in expand(load_suite(write(tmp_path, gpu_less, "b.yaml")))}
+    assert same == {t.spec.task: t.trial_id for t in expand(load_suite(path))}
+
+
 def test_budget_per_unit_and_algorithm_task_restriction(tmp_path):
     path = write(tmp_path, """\
         name: mixed

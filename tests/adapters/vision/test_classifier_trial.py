@@ -112,6 +112,8 @@ def test_era_trial_command_writes_results(tmp_path: Path, capsys: pytest.Capture
     assert list(frame["step"]) == [1] and set(frame["algo"]) == {"resnet-ls"}
     assert {"score", "entropy", "wall_time_s"} | METRICS <= set(frame.columns)
     assert 0.0 <= frame["score"].iloc[0] <= 100.0 and math.isfinite(frame["nll"].iloc[0])
+    expected = "cuda:0 (" if torch.cuda.is_available() else "cpu"  # --device auto, as resolved here
+    assert pd.read_parquet(out / "trials.parquet")["device"].iloc[0].startswith(expected)
 
 
 def test_era_trial_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
