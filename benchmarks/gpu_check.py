@@ -93,6 +93,9 @@ class Sizes:
     grpo_generations: int = 8
     grpo_eval_prompts: int | None = None  # all of the toy task's
     grpo_eval_samples: int = 4
+    tdmpc2_model_size: int = 5
+    tdmpc2_episode: int = 100  # agent steps per episode; the budget is 3 of them (1 random)
+    tdmpc2_tiny: bool = False
 
     @classmethod
     def full(cls) -> "Sizes":
@@ -107,7 +110,7 @@ class Sizes:
             sac_steps=120, ppo_steps=128, ppo_n_steps=64,
             share_trials=2, share_cpus=1.0, share_steps=64, share_timeout_s=120.0,
             grpo_warmup=1, grpo_steps=1, grpo_prompts=2, grpo_generations=2, grpo_eval_prompts=2,
-            grpo_eval_samples=2,
+            grpo_eval_samples=2, tdmpc2_model_size=1, tdmpc2_episode=50, tdmpc2_tiny=True,
         )
 
 
@@ -347,6 +350,35 @@ def rl_throughput(ctx: Context, row: Row, algo: str) -> None:
         row.note = "no CUDA here: CPU only"
 
 
+def tdmpc2_trial(ctx: Context, row: Row) -> None:
+    """A ``tdmpc2-era`` trial through ``run_trial`` on the best device (TD-MPC2's 5M model and planner,
+    ``compile`` off so the check stays short): finite scores, the prior's Gaussian entropy pinned at
+    H0 + δ, and agent steps/s. Skipped where TD-MPC2 is not installed."""
+    from adapters.errors import MissingDependencyError
+    from adapters.tdmpc2.upstream import check_available
+    from adapters.trial import TrialSpec, run_trial
+
+    try:
+        check_available()
+    except MissingDependencyError as error:
+        raise Skip(str(error)) from error
+    s, length = ctx.sizes, ctx.sizes.tdmpc2_episode
+    settings = {"model_size": s.tdmpc2_model_size, "episode_length": length, "seed_steps": length, "compile": False}
+    if s.tdmpc2_tiny:
+        settings.update(mlp_dim=32, enc_dim=32, latent_dim=16, num_samples=16, num_elites=4, num_pi_trajs=2,
+                        iterations=1, batch_size=16)
+    spec = TrialSpec("tdmpc2-era", "dmc:walker-walk", 0, 3 * length, eval_every=length, eval_episodes=1,
+                     settings=settings, device=str(ctx.device))
+    records = list(run_trial(spec))
+    final = records[-1]
+    trained = records[-1].wall_time_s - records[0].wall_time_s  # the random episode excluded
+    row.figures.update(steps_per_s=round(2 * length / trained, 2), score=round(final.score, 2),
+                       gaussian_entropy=round(final.metrics["gaussian_entropy"], 4), delta=round(final.metrics["delta"], 4))
+    ctx.judge(row, "finite scores and entropies", _finite(*[r.score for r in records], final.entropy))
+    pinned = final.metrics["target_entropy"] + final.metrics["delta"]
+    ctx.judge(row, "Gaussian entropy at H0 + δ (|error| <= 1e-3)", abs(final.metrics["gaussian_entropy"] - pinned) <= 1e-3)
+
+
 def _share_suite(ctx: Context) -> tuple[Path, int]:
     """The suite of :func:`fractional_gpus`: ``share_trials`` ``sac-era`` trials asking for ``share_gpus`` each
     (no GPU here: for none), and on a GPU as many tiny ``ppo-era`` trials asking for
@@ -557,6 +589,7 @@ CHECKS: dict[str, tuple[str, Callable[[Context, Row], None]]] = {
     "grpo": ("grpo-era toy trial in bf16", grpo_bf16),
     "sac": ("sac-era steps/s, CUDA vs CPU", lambda ctx, row: rl_throughput(ctx, row, "sac-era")),
     "ppo": ("ppo-era steps/s, CUDA vs CPU", lambda ctx, row: rl_throughput(ctx, row, "ppo-era")),
+    "tdmpc2": ("tdmpc2-era trial (TD-MPC2's own agent)", tdmpc2_trial),
     "fallback": ("CPU fallback with CUDA hidden", cpu_fallback),
 }
 

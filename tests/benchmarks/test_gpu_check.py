@@ -17,6 +17,17 @@ from conftest import ray_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _have_tdmpc2() -> bool:
+    from adapters.errors import MissingDependencyError
+    from adapters.tdmpc2.upstream import check_available
+
+    try:
+        check_available()
+        return True
+    except MissingDependencyError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def gpu_check():
     spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
@@ -40,8 +51,9 @@ def test_tiny_run_passes_every_check_and_writes_both_summaries(gpu_check, tmp_pa
         torch.set_num_threads(threads)
     data = json.loads((tmp_path / "out" / "summary.json").read_text())
     rows = {row["name"]: row for row in data["rows"]}
+    optional = {"grpo": importlib.util.find_spec("trl") is None, "tdmpc2": not _have_tdmpc2()}
     problems = {name: row["error"] or row["checks"] for name, row in rows.items() if row["status"] != "pass"
-                and not (name == "grpo" and row["status"] == "skipped" and importlib.util.find_spec("trl") is None)}
+                and not (row["status"] == "skipped" and optional.get(name))}
     assert code == 0 and not problems
     assert list(rows) == list(gpu_check.CHECKS) and data["ok"] is True
     assert data["device"] == "cpu" and data["device_type"] == "cpu" and data["tiny"] is True
@@ -58,6 +70,7 @@ def test_tiny_run_passes_every_check_and_writes_both_summaries(gpu_check, tmp_pa
     assert share["era_run_exit"] == 0 and share["devices_seen"] == ["cpu"]
     assert data["fractional_gpu_speedup"] == share["speedup_vs_one_at_a_time"] > 0
     assert rows["grpo"]["status"] == "skipped" or rows["grpo"]["figures"]["precision"].startswith("bf16")
+    assert rows["tdmpc2"]["status"] == "skipped" or rows["tdmpc2"]["figures"]["steps_per_s"] > 0
     assert all(row["unjudged"] for name, row in rows.items() if name in ("resnet50", "vision", "share"))
 
     markdown = (tmp_path / "out" / "summary.md").read_text()
