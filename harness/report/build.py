@@ -657,6 +657,29 @@ def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
     return out
 
 
+def _closing(data: ResultsDir) -> dict:
+    """How the results were made, for the report's closing note: the command that wrote them (from
+    ``suite.json``) and the wall time from the first trial start to the last trial end recorded in
+    ``trials.parquet`` (a pause between an interrupted run and its resume included), with the sum of
+    the trials' own times beside it."""
+    suite = data.suite
+    description = str(suite.get("description") or "")
+    command = (f"era run {suite['source_file']}" if suite.get("source_file")
+               else description if description.startswith("era trial ") else None)
+    out: dict[str, Any] = {"command": command, "first_start": None, "last_end": None, "wall_time_s": None,
+                           "trial_time_s": None}
+    if not {"started_at", "finished_at"} <= set(data.trials.columns):
+        return out
+    started = pd.to_datetime(data.trials["started_at"], utc=True, errors="coerce")
+    finished = pd.to_datetime(data.trials["finished_at"], utc=True, errors="coerce")
+    if started.notna().any() and finished.notna().any():
+        first, last = started.min(), finished.max()
+        out.update(first_start=first.strftime("%Y-%m-%d %H:%M UTC"), last_end=last.strftime("%Y-%m-%d %H:%M UTC"),
+                   wall_time_s=_num((last - first).total_seconds()),
+                   trial_time_s=_num((finished - started).dropna().dt.total_seconds().sum()))
+    return out
+
+
 def _failed_error(row: Mapping[str, Any]) -> str | None:
     """A failed trial's error as one line: the final exception of its traceback where there is one
     (so tables written before errors were kept as one line read the same), else its error."""
@@ -724,6 +747,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
         "sensitivity": sensitivity,
         "paper": paper,
         "failed_trials": _failed_rows(data.trials),
+        "closing": _closing(data),
         "notes": list(dict.fromkeys(scope.notes)),  # a note two groups give is shown once
         "figures": {f.name: f.caption for f in scope.figures},
     }

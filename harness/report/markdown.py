@@ -275,7 +275,27 @@ def render_markdown(report: Mapping) -> str:
             for r in report["failed_trials"]])
     else:
         lines += ["None.", ""]
+    lines += _closing_lines(report["closing"], t["total"])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if seconds < 120 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _closing_lines(closing: Mapping, trials: int) -> list[str]:
+    """The closing note: the command that wrote the results and how long they took."""
+    made = f"`{closing['command']}`" if closing.get("command") else "a command the results do not record"
+    if closing.get("wall_time_s") is None:
+        when = "; the trials recorded no start and end times."
+    else:
+        when = (f": {trials} trial(s) from {closing['first_start']} to {closing['last_end']}, wall time "
+                f"{_duration(closing['wall_time_s'])} from the first trial's start to the last trial's end (any "
+                f"pause between an interrupted run and its resume included); the trials' own times add up to "
+                f"{_duration(closing['trial_time_s'])}.")
+    return ["## Closing note", "", f"Results written by {made}{when} This report: `era report` on that results "
+            "folder, with the settings listed under \"This run\".", ""]
 
 
 def _protocol_lines(rows: Sequence[Mapping]) -> list[str]:

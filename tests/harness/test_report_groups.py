@@ -9,7 +9,7 @@ import pytest
 
 from harness import stats
 from harness.report import build_report, load_results, write_report
-from report_data import write_cpu_repro_shape
+from report_data import ROOT, write_cpu_repro_shape
 
 REPS = 60
 GYM = ["gym:HalfCheetah-v5", "gym:Hopper-v5", "gym:Walker2d-v5"]
@@ -83,6 +83,17 @@ def test_the_report_starts_with_the_headline_and_draws_every_group(cpu_repro):
     assert "| **ERA better** |" in head and "| **ERA worse** |" in head and "docs/reports.md" in head
     for name in ("aggregates_1.png", "aggregates_2.png", "performance_profile_1.png", "performance_profile_2.png"):
         assert f"](figures/{name})" in text and (md.parent / "figures" / name).stat().st_size > 5000
+
+
+def test_the_closing_note_names_the_command_and_the_wall_time(cpu_repro):
+    results_dir, md, report = cpu_repro
+    trials = pd.read_parquet(results_dir / "trials.parquet")
+    started, finished = (pd.to_datetime(trials[c], utc=True) for c in ("started_at", "finished_at"))
+    assert report["closing"]["wall_time_s"] == (finished.max() - started.min()).total_seconds() == 139.0
+    assert report["closing"]["trial_time_s"] == (finished - started).dt.total_seconds().sum() == 4000.0
+    closing = md.read_text().split("## Closing note\n\n")[1]
+    assert closing.startswith(f"Results written by `era run {ROOT / 'suites' / 'cpu-repro.yaml'}`: 40 trial(s) from ")
+    assert "wall time 2 min from the first trial's start" in closing and "add up to 67 min" in closing  # 139 s, 4000 s
 
 
 def test_paper_rows_take_only_the_claims_family(cpu_repro):
