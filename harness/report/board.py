@@ -92,7 +92,8 @@ def _scale(row: Mapping) -> str:
     seeds = f"{runs['era']}" if runs["era"] == runs["baseline"] else f"{runs['era']} / {runs['baseline']}"
     budget = row["budget"]
     amount = "—" if budget.get("value") is None else f"{budget['value']:,} {budget['unit']}"
-    return f"{len(row['tasks'])} task{'s' if len(row['tasks']) != 1 else ''} × {seeds} seeds × {amount}"
+    plural = "s" if max(runs.values()) != 1 else ""
+    return f"{len(row['tasks'])} task{'s' if len(row['tasks']) != 1 else ''} × {seeds} seed{plural} × {amount}"
 
 
 def _effect(row: Mapping) -> str:

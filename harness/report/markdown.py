@@ -115,7 +115,8 @@ def headline_sentence(headline: Mapping) -> str:
     for r in rows:
         on = "normalized scores" if r["scores"] == "normalized" else f"raw scores of {r['scores']}"
         parts.append(
-            f"{r['x']} vs {r['y']} on {on} ({_tasks(r['tasks'])} × {_seeds(r['runs_per_task'])} seeds, "
+            f"{r['x']} vs {r['y']} on {on} ({_tasks(r['tasks'])} × {_seeds(r['runs_per_task'])} "
+            f"seed{'s' if max(r['runs_per_task'].values()) != 1 else ''}, "
             f"{_budget_text(r['budget'])}): IQM difference {signed_ci(r['iqm_difference'])}, "
             f"P(ERA > baseline) {_ci(r['probability_of_improvement'])}: {r['verdict']}")
     return "; ".join(parts) + "."

@@ -133,3 +133,19 @@ def test_era_board_writes_checks_and_refuses_a_missing_folder(reports, tmp_path,
     assert main(args) == 0 and (folder / "README.md").read_text().startswith("# The paper's claims, reproduced")
     assert main([*args, "--check"]) == 0
     assert main(["board", str(tmp_path / "nope")]) == 2 and "does not exist" in capsys.readouterr().err
+
+
+REPORTS = sorted((ROOT / "reports").glob("*/report.json"))
+
+
+@pytest.mark.parametrize("path", REPORTS, ids=[p.parent.name for p in REPORTS])
+def test_every_committed_report_starts_with_the_headline(path):
+    from harness.report import render_markdown
+    from harness.report.build import FORMAT
+
+    report = json.loads(path.read_text())
+    if report.get("format", 1) < FORMAT:
+        pytest.skip(f"{path.parent.name} predates the headline: regenerate it with `era report` from its results")
+    text = path.with_suffix(".md").read_text()
+    assert text.startswith(f"# ERA report: {report['suite']['name']}\n\n## Headline\n\n")
+    assert text == render_markdown(report)  # the markdown is the JSON's, by the current renderer
