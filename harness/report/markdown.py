@@ -119,7 +119,9 @@ def headline_sentence(headline: Mapping) -> str:
             f"seed{'s' if max(r['runs_per_task'].values()) != 1 else ''}, "
             f"{_budget_text(r['budget'])}): IQM difference {signed_ci(r['iqm_difference'])}, "
             f"P(ERA > baseline) {_ci(r['probability_of_improvement'])}: {r['verdict']}")
-    return "; ".join(parts) + "."
+    alone = [a["algo"] for a in headline.get("without_baseline") or []]
+    also = f" {', '.join(alone)} ran without {'its' if len(alone) == 1 else 'their'} baseline." if alone else ""
+    return "; ".join(parts) + "." + also
 
 
 def headline_lines(headline: Mapping) -> list[str]:

@@ -122,6 +122,7 @@ def test_a_sweep_on_fewer_tasks_gets_its_own_group_and_the_baseline_is_in_both(t
     assert any(f"gym:Walker2d-v5 is left out of the comparison {SWEEP} vs sac" in n for n in report["notes"])
     assert [(r["x"], r["tasks"]) for r in report["headline"]["rows"]] == [
         ("sac-era", list(tasks)), (SWEEP, ["gym:Hopper-v5"])]
+    assert report["headline"]["without_baseline"] == []
 
 
 def test_the_llm_paper_rows_read_each_benchmarks_accuracy(tmp_path):
