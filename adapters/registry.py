@@ -2,7 +2,8 @@
 variant and, if so, the baseline it is compared with. Reports, suites and the CLI read this table;
 adding an algorithm is one row here plus its family's code.
 
-A family is a package with two functions (``adapters/rl``, ``adapters/vision``, ``adapters/llm``):
+A family is a package with two functions (``adapters/rl``, ``adapters/vision``, ``adapters/llm``,
+``adapters/tdmpc2``):
 
 - ``validate(spec: TrialSpec) -> None``: raise ``ConfigError`` for an unknown task or bad
   settings, cheaply and without training (the harness calls it before starting anything);
@@ -54,7 +55,7 @@ class Algorithm:
     baseline: str | None = None
 
 
-_RL, _VISION, _LLM = "adapters.rl", "adapters.vision", "adapters.llm"
+_RL, _VISION, _LLM, _TDMPC2 = "adapters.rl", "adapters.vision", "adapters.llm", "adapters.tdmpc2"
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("sac", _RL, "steps", "stable_baselines3.SAC"),
@@ -67,6 +68,8 @@ ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
     Algorithm("resnet-dropout", _VISION, "epochs", "torchvision"),
     Algorithm("grpo", _LLM, "steps", "trl.GRPOTrainer"),
     Algorithm("grpo-era", _LLM, "steps", "trl.GRPOTrainer", era=True, baseline="grpo"),
+    Algorithm("tdmpc2", _TDMPC2, "steps", "tdmpc2.TDMPC2"),
+    Algorithm("tdmpc2-era", _TDMPC2, "steps", "tdmpc2.TDMPC2", era=True, baseline="tdmpc2"),
 )}
 
 

@@ -12,6 +12,13 @@ if [ -d "$HB_DIR/humanoid_bench" ]; then
     export PYTHONPATH="$(cd "$HB_DIR" && pwd)${PYTHONPATH:+:$PYTHONPATH}"
     echo "HumanoidBench tests use $(cd "$HB_DIR" && pwd)" >&2
 fi
+# TD-MPC2 is not on PyPI either: its tdmpc2/ source folder, where one sits beside the project or
+# ERA_TDMPC2_DIR names one, is where the TD-MPC2 tests take it from; without one they skip.
+TDMPC2_DIR="${ERA_TDMPC2_DIR:-$ROOT/../shared/vendor/tdmpc2/tdmpc2}"
+if [ -f "$TDMPC2_DIR/tdmpc2.py" ]; then
+    export ERA_TDMPC2_DIR="$(cd "$TDMPC2_DIR" && pwd)"
+    echo "TD-MPC2 tests use $ERA_TDMPC2_DIR" >&2
+fi
 set +e
 python -m pytest -m "not slow and not gpu" --durations=15 "$@"
 status=$?

@@ -73,7 +73,7 @@ def test_registry_unknown_algorithm_lists_known():
 
 def test_every_era_algorithm_has_a_registered_baseline():
     era = [name for name, row in ALGORITHMS.items() if row.era]
-    assert sorted(era) == ["grpo-era", "ppo-era", "resnet-era", "sac-era"]
+    assert sorted(era) == ["grpo-era", "ppo-era", "resnet-era", "sac-era", "tdmpc2-era"]
     for era_algo in era:
         baseline = baseline_of(era_algo)
         assert baseline in ALGORITHMS and not is_era(baseline)
@@ -115,3 +115,4 @@ def test_family_defaults_cover_exactly_their_registry_rows():
     assert set(VISION_DEFAULTS) == names("adapters.vision")
     assert set(LLM_DEFAULTS) == names("adapters.llm")
     assert set(ERA_SETTINGS) == {name for name in names("adapters.rl") if is_era(name)}
+    assert names("adapters.tdmpc2") == {"tdmpc2", "tdmpc2-era"}
