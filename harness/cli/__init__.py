@@ -25,12 +25,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"era-harness {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from harness.cli import listing, report, run, submit, sync, trial
+    from harness.cli import board, listing, report, run, submit, sync, trial
 
     trial.add_parser(commands)
     listing.add_parser(commands)
     run.add_parser(commands)
     report.add_parser(commands)
+    board.add_parser(commands)
     submit.add_parser(commands)
     sync.add_parser(commands)
     return parser

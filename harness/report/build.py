@@ -9,6 +9,11 @@ trial end time recorded in ``trials.parquet`` (a ``finished_at``-like column) or
 and "not recorded" when there is none. Floats in the JSON are rounded to 6 significant digits; the
 markdown shows the same numbers with fewer digits.
 
+Aggregates are computed per comparison group (``harness.report.groups``): each ERA variant with its
+baseline over the tasks both ran, so pairs that ran on different task sets (PPO on MuJoCo, ResNet on
+digits) are each aggregated, never dropped for one another. The headline (``_headline``) states each
+pair's difference of IQM, P(ERA > baseline) and the verdict the fixed rule gives (docs/reports.md).
+
 Tasks without reference scores (``harness.stats.normalize``) are reported on raw scores, one task at a
 time, and never enter the normalized aggregates.
 
@@ -32,14 +37,19 @@ import pandas as pd
 from adapters.errors import unknown_name
 from adapters.registry import ALGORITHMS, baseline_of, is_era
 from harness import stats
+from harness.report.groups import comparison_groups
 from harness.report.loading import ResultsDir
 from harness.report.markdown import figure_slug, sensitivity_figure_name
+from harness.report.paper import family_of, paper_entry_of, paper_rows
 from harness.report.passk import pass_at_k_columns, pass_at_k_curves, pass_at_k_rows
 from harness.stats.bootstrap import DEFAULT_REPS
+from harness.stats.paper import claim_of
 
-__all__ = ["build_report", "CONFIDENCE"]
+__all__ = ["build_report", "CONFIDENCE", "FORMAT"]
 
 CONFIDENCE = 0.95
+#: report.json's layout: 2 added the headline and per-group aggregates (``groups``)
+FORMAT = 2
 _DATE_COLUMNS = ("finished_at", "ended_at", "end_time", "completed_at", "updated_at")
 
 
@@ -141,13 +151,21 @@ class _Scope:
         return stats.aggregate_estimates(matrices, metrics=metrics, reps=self.reps, seed=self.seed,
                                          confidence=CONFIDENCE, bootstrap=self.bootstrap)
 
-    def improvement(self, matrices: Mapping[str, np.ndarray], scores_label: str) -> dict[str, tuple]:
-        """P(ERA variant > its baseline) for every pair both of which are in ``matrices``."""
-        present = {f"{x} vs {y}": (matrices[x], matrices[y]) for x, y in self.pairs if x in matrices and y in matrices}
+    def improvement(self, matrices: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]]) -> dict[str, tuple]:
+        """P(ERA variant > its baseline) for each of ``pairs`` (both of which are in ``matrices``)."""
+        present = {f"{x} vs {y}": (matrices[x], matrices[y]) for x, y in pairs if x in matrices and y in matrices}
         if not present:
             return {}
         return stats.probability_of_improvement(present, reps=self.reps, seed=self.seed, confidence=CONFIDENCE,
                                                 bootstrap=self.bootstrap)
+
+    def difference(self, matrices: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]]) -> dict[str, tuple]:
+        """IQM(ERA variant) - IQM(its baseline) for each of ``pairs``, keyed as :meth:`improvement`."""
+        present = {f"{x} vs {y}": (matrices[x], matrices[y]) for x, y in pairs if x in matrices and y in matrices}
+        if not present:
+            return {}
+        return stats.iqm_difference(present, reps=self.reps, seed=self.seed, confidence=CONFIDENCE,
+                                    bootstrap=self.bootstrap)
 
     def curve(self, results: pd.DataFrame, column: str, tasks: Sequence[str], algos: Sequence[str]):
         """(steps, IQM points, CIs) of ``column`` over training, or None without shared steps."""
@@ -161,8 +179,9 @@ class _Scope:
         return steps, points, intervals
 
 
-def _poi_rows(values: Mapping[str, tuple], pairs: Sequence[tuple[str, str]], scores_label: str) -> list[dict]:
-    return [{"x": x, "y": y, "scores": scores_label, **_estimate(values[f"{x} vs {y}"])}
+def _poi_rows(values: Mapping[str, tuple], pairs: Sequence[tuple[str, str]], scores_label: str,
+              tasks: Sequence[str]) -> list[dict]:
+    return [{"x": x, "y": y, "scores": scores_label, "tasks": list(tasks), **_estimate(values[f"{x} vs {y}"])}
             for x, y in pairs if f"{x} vs {y}" in values]
 
 
@@ -292,79 +311,6 @@ def _sort_value(value: Any) -> tuple:
     return (1, 0.0, str(value))
 
 
-def _paper_entry(paper: Any) -> tuple[str | None, Any]:
-    """Resolve a suite's ``paper`` (dotted path into paper_results.yaml, or {"entry": path})."""
-    from harness.stats.paper import paper_entry
-
-    if isinstance(paper, Mapping):
-        paper = paper.get("entry") or paper.get("key") or paper.get("path")
-    if not paper:
-        return None, None
-    return str(paper), paper_entry(str(paper))[0]
-
-
-_PAPER_ROLES = {"baseline": "baseline", "grpo": "baseline", "era": "era"}
-_PAPER_METRICS = {None: "aggregate normalized score", "score": "score (%)", "top1": "top-1 (%)", "top5": "top-5 (%)"}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _paper_rows(entry: str, node: Mapping, finals: pd.DataFrame, aggregates: dict, algos: Sequence[str],
-                base_of: Mapping[str, str]) -> list[dict]:
-    """Rows of the "paper vs this run" table.
-
-    ``continuous_control`` entries are aggregate normalized scores, compared with this run's IQM
-    and mean. The others (classification top-1/top-5, LLM accuracies) are percentages on one task,
-    compared with the mean +- std of final scores on the tasks whose id contains a part of the
-    entry's path (``classification.cifar10.no_augmentation`` -> ``cifar10``), else on every task.
-    Paper rows with no counterpart here (``kl_cov``, ...) are listed as not run.
-    """
-    aggregate = entry.split(".")[0] == "continuous_control"
-    parts = entry.split(".")[1:]
-    named = [t for t in finals["task"].unique() if any(p in t for p in parts)]
-    finals = finals[finals["task"].isin(named)] if named else finals
-    groups = [("", node)] if any(k in node for k in _PAPER_ROLES) else [
-        (k, v) for k, v in node.items() if isinstance(v, Mapping) and any(r in v for r in _PAPER_ROLES)]
-    era_variants = [a for a in algos if is_era(base_of[a])]
-    baselines = {baseline_of(name) for name in ALGORITHMS} - {None}
-    baseline_variants = [a for a in algos if base_of[a] in baselines]
-    rows = []
-    for group, values in groups:
-        for role_key, paper_value in values.items():
-            role = _PAPER_ROLES.get(role_key)
-            ours = era_variants if role == "era" else baseline_variants if role == "baseline" else []
-            if isinstance(paper_value, Mapping):  # classification: top1/top5 with +- spread
-                metrics = [m for m in paper_value if not m.endswith("_pm") and _is_number(paper_value[m])]
-                numbers = paper_value
-            elif _is_number(paper_value):
-                metrics = [None if aggregate else "score"]
-                numbers = {metrics[0]: paper_value}
-            else:  # a description ("benchmark": "HumanoidBench, 6 tasks")
-                continue
-            for metric in metrics:
-                row = {"group": group, "paper_name": role_key, "metric": _PAPER_METRICS.get(metric, metric),
-                       "paper": _num(numbers[metric]), "paper_pm": _num(numbers.get(f"{metric}_pm"))}
-                if not ours:
-                    rows.append({**row, "algo": None, "this_run": None})
-                rows += [{**row, "algo": a, "this_run": _paper_ours(metric, a, finals, aggregates)} for a in ours]
-    return rows
-
-
-def _paper_ours(metric: str | None, algo: str, finals: pd.DataFrame, aggregates: dict) -> dict | None:
-    if metric is None:  # an aggregate normalized score: compare with IQM and mean
-        agg = aggregates.get(algo)
-        return None if agg is None else {"iqm": agg["iqm"], "mean": agg["mean"]}
-    column = "score" if metric in ("score", "top1") else metric
-    rows = finals[finals["algo"] == algo]
-    if column not in rows or rows[column].isna().all():
-        return None
-    values = rows[column].dropna().to_numpy(float)
-    return {"mean": _num(values.mean()), "std": _num(values.std(ddof=1)) if len(values) > 1 else None,
-            "n": int(len(values))}
-
-
 def _scope(data: ResultsDir, *, reps: int, seed: int, final: str, bootstrap: str) -> _Scope:
     """Finished runs only, their final scores, the ERA/baseline pairs and the task split."""
     from harness.report import plots
@@ -382,6 +328,7 @@ def _scope(data: ResultsDir, *, reps: int, seed: int, final: str, bootstrap: str
     finals = stats.final_scores(results, ("score", "normalized_score"), final)
     # what paper tables and the pass@k section report besides the score
     extra = [c for c in ("top5",) if c in results] + pass_at_k_columns(results)
+    extra += sorted(c for c in results.columns if str(c).endswith("/pass@1"))  # an LLM benchmark's accuracy
     if extra:
         finals = finals.merge(stats.final_scores(results, extra, final)[["trial_id", *extra]], on="trial_id")
     algos = _algo_order(finals["algo"], base_of)
@@ -434,45 +381,66 @@ def _estimate_floats(e: Mapping) -> tuple[float, float, float]:
     return number(e["value"]), number(e["ci"][0]), number(e["ci"][1])
 
 
+def _figure_name(stem: str, index: int, count: int) -> str:
+    """``stem.png`` for a report's only group, ``stem_<index>.png`` (from 1) when it has several."""
+    return f"{stem}.png" if count == 1 else f"{stem}_{index}.png"
+
+
+def _tasks_label(tasks: Sequence[str]) -> str:
+    return f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}"
+
+
 def _normalized_section(scope: _Scope) -> dict:
-    """IQM/mean/median/optimality gap, P(improvement), profiles and curves over normalized tasks."""
+    """Per comparison group (``harness.report.groups``): IQM/mean/median/optimality gap, profiles and
+    curves over its normalized tasks, and each pair's P(improvement) and difference of IQM."""
     from harness.report import plots
 
     finals = scope.finals[scope.finals["task"].isin(scope.normalized_tasks)]
-    algos = [a for a in scope.algos if a in set(finals["algo"])]
-    tasks, notes = stats.common_tasks(finals, algos)
+    groups, notes = comparison_groups(finals, scope.algos, scope.pairs)
     scope.notes.extend(notes)
-    out = {"tasks": tasks, "aggregates": {}, "poi": {}, "profile": None, "curve": None}
-    if not tasks:
-        return out
-    matrices, notes = stats.score_matrices(finals, "normalized_score", tasks, algos)
-    scope.notes.extend(notes)
-    estimates = scope.estimates(matrices, stats.METRICS, "the normalized aggregates")
-    out["aggregates"] = {a: {**{m: _estimate(v) for m, v in estimates[a].items()},
-                             "runs_per_task": int(matrices[a].shape[0])} for a in algos}
-    scope.figures.append(_Figure(
-        "aggregates.png", "Aggregate normalized scores (95% stratified-bootstrap CIs).",
-        lambda p: plots.plot_aggregates(estimates, stats.METRICS, p, colors=scope.colors)))
-    out["poi"] = scope.improvement(matrices, "normalized")
-
-    taus = stats.tau_grid(matrices)
-    profiles, cis = stats.performance_profiles(matrices, taus, reps=scope.reps, seed=scope.seed,
-                                               confidence=CONFIDENCE, bootstrap=scope.bootstrap)
-    out["profile"] = {"taus": [_num(t) for t in taus], "algorithms": {
-        a: {"fraction": [_num(v) for v in profiles[a]], "ci_low": [_num(v) for v in cis[a][0]],
-            "ci_high": [_num(v) for v in cis[a][1]]} for a in profiles}}
-    scope.figures.append(_Figure(
-        "performance_profile.png", "Performance profile: fraction of runs (all tasks) with normalized score above tau.",
-        lambda p: plots.plot_performance_profiles(taus, profiles, cis, p, colors=scope.colors)))
-    out["curve"] = scope.curve(scope.results, "normalized_score", tasks, algos)
+    out: dict[str, Any] = {"groups": [], "poi": {}, "difference": {}, "matrices": [], "curves": []}
+    for index, group in enumerate(groups, 1):
+        tasks, algos = list(group.tasks), list(group.algorithms)
+        label = f"the normalized aggregates over {', '.join(tasks)}"
+        matrices, notes = stats.score_matrices(finals, "normalized_score", tasks, algos)
+        scope.notes.extend(notes)
+        estimates = scope.estimates(matrices, stats.METRICS, label)
+        aggregates_png = _figure_name("aggregates", index, len(groups))
+        profile_png = _figure_name("performance_profile", index, len(groups))
+        over = "" if len(groups) == 1 else f" over {', '.join(tasks)}"
+        scope.figures.append(_Figure(
+            aggregates_png, f"Aggregate normalized scores{over} (95% stratified-bootstrap CIs).",
+            lambda p, e=estimates: plots.plot_aggregates(e, stats.METRICS, p, colors=scope.colors)))
+        taus = stats.tau_grid(matrices)
+        profiles, cis = stats.performance_profiles(matrices, taus, reps=scope.reps, seed=scope.seed,
+                                                   confidence=CONFIDENCE, bootstrap=scope.bootstrap)
+        scope.figures.append(_Figure(
+            profile_png, f"Performance profile{over}: fraction of runs (all tasks) with normalized score above tau.",
+            lambda p, t=taus, f=profiles, c=cis: plots.plot_performance_profiles(t, f, c, p, colors=scope.colors)))
+        curve = scope.curve(scope.results, "normalized_score", tasks, algos)
+        out["poi"].update(scope.improvement(matrices, group.pairs))
+        out["difference"].update(scope.difference(matrices, group.pairs))
+        out["matrices"].append(matrices)
+        out["curves"].append(curve)
+        out["groups"].append({
+            "algorithms": algos, "tasks": tasks, "pairs": [list(p) for p in group.pairs],
+            "aggregates": {a: {**{m: _estimate(v) for m, v in estimates[a].items()},
+                               "runs_per_task": int(matrices[a].shape[0])} for a in algos},
+            "performance_profile": {"taus": [_num(t) for t in taus], "algorithms": {
+                a: {"fraction": [_num(v) for v in profiles[a]], "ci_low": [_num(v) for v in cis[a][0]],
+                    "ci_high": [_num(v) for v in cis[a][1]]} for a in profiles}},
+            "sample_efficiency": _curve_json(curve),
+            "figures": {"aggregates": aggregates_png, "performance_profile": profile_png},
+        })
     return out
 
 
 def _raw_section(scope: _Scope) -> dict:
-    """Tasks without reference scores: IQM/mean/median and P(improvement), one task at a time."""
+    """Tasks without reference scores: IQM/mean/median, P(improvement) and the difference of IQM,
+    one task at a time."""
     from harness.report import plots
 
-    out: dict[str, dict] = {"aggregates": {}, "poi": {}, "poi_rows": [], "curves": {}}
+    out: dict[str, dict] = {"aggregates": {}, "poi": {}, "difference": {}, "matrices": {}, "curves": {}}
     metrics = ("iqm", "mean", "median")
     for task in scope.raw_tasks:
         finals = scope.finals[scope.finals["task"] == task]
@@ -481,9 +449,9 @@ def _raw_section(scope: _Scope) -> dict:
         estimates = scope.estimates(matrices, metrics, f"task {task}")
         out["aggregates"][task] = {a: {**{m: _estimate(v) for m, v in estimates[a].items()},
                                        "runs": int(matrices[a].shape[0])} for a in algos}
-        values = scope.improvement(matrices, task)
-        out["poi_rows"] += _poi_rows(values, scope.pairs, task)
-        out["poi"].update({f"{k} ({task})": v for k, v in values.items()})
+        out["poi"][task] = scope.improvement(matrices, scope.pairs)
+        out["difference"][task] = scope.difference(matrices, scope.pairs)
+        out["matrices"][task] = matrices
         scope.figures.append(_Figure(
             f"aggregates_raw_{figure_slug(task)}.png", f"Raw-score aggregates on {task} (95% CIs).",
             lambda p, e=estimates, t=task: plots.plot_aggregates(e, metrics, p, colors=scope.colors,
@@ -492,21 +460,71 @@ def _raw_section(scope: _Scope) -> dict:
     return out
 
 
+def _poi_table(scope: _Scope, normalized: dict, raw: dict) -> list[dict]:
+    """The probability-of-improvement rows: each group's pairs on normalized scores, then each raw task's."""
+    rows = []
+    for group in normalized["groups"]:
+        rows += _poi_rows(normalized["poi"], [tuple(p) for p in group["pairs"]], "normalized", group["tasks"])
+    for task, values in raw["poi"].items():
+        rows += _poi_rows(values, scope.pairs, task, [task])
+    return rows
+
+
 def _curve_figures(scope: _Scope, normalized: dict, raw: dict) -> None:
     from harness.report import plots
 
-    poi = {**normalized["poi"], **raw["poi"]}
+    poi = {**normalized["poi"], **{f"{k} ({task})": v for task, values in raw["poi"].items() for k, v in values.items()}}
     if poi:
         scope.figures.append(_Figure(
             "probability_of_improvement.png",
             "Probability of improvement of each ERA variant over its baseline (95% CIs).",
             lambda p: plots.plot_probability_of_improvement(poi, p)))
-    panels = [plots.CurvePanel("normalized tasks", *normalized["curve"])] if normalized["curve"] else []
+    panels = [plots.CurvePanel(f"normalized: {', '.join(g['tasks'])}" if len(g["tasks"]) <= 2
+                               else f"normalized: {_tasks_label(g['tasks'])}", *curve)
+              for g, curve in zip(normalized["groups"], normalized["curves"]) if curve is not None]
     panels += [plots.CurvePanel(t, *c, ylabel="IQM raw score") for t, c in raw["curves"].items() if c is not None]
     if panels:
         scope.figures.append(_Figure(
             "sample_efficiency.png", "IQM score against training steps (95% CI bands).",
             lambda p: plots.plot_sample_efficiency(panels, p, colors=scope.colors)))
+
+
+def _budget(finals: pd.DataFrame, algos: Sequence[str], tasks: Sequence[str], base_of: Mapping[str, str]) -> dict:
+    """What the runs of a comparison trained for: their last evaluation step, in the budget's unit."""
+    from adapters.registry import budget_unit
+
+    rows = finals[finals["algo"].isin(algos) & finals["task"].isin(tasks)]
+    base = base_of.get(algos[0], algos[0])
+    unit = budget_unit(base) if base in ALGORITHMS else "steps"
+    return {"value": int(rows["step"].max()) if not rows.empty else None, "unit": unit}
+
+
+def _headline(scope: _Scope, normalized: dict, raw: dict) -> dict:
+    """ERA against its baseline, one row per pair and score set: the difference of IQM, P(ERA >
+    baseline), what they rest on and the verdict (``harness.stats.verdict``; docs/reports.md)."""
+    found: list[tuple[int, int, dict]] = []  # (pair order, score-set order, row) for a stable order
+    order = {p: i for i, p in enumerate(scope.pairs)}
+    sets = [("normalized", g["tasks"], [tuple(p) for p in g["pairs"]], m, normalized["poi"], normalized["difference"])
+            for g, m in zip(normalized["groups"], normalized["matrices"])]
+    sets += [(task, [task], scope.pairs, raw["matrices"][task], raw["poi"][task], raw["difference"][task])
+             for task in raw["poi"]]
+    for position, (scores, tasks, pairs, matrices, poi, difference) in enumerate(sets):
+        for x, y in pairs:
+            key = f"{x} vs {y}"
+            if key not in poi:
+                continue
+            runs = {"era": int(matrices[x].shape[0]), "baseline": int(matrices[y].shape[0])}
+            found.append((order[(x, y)], position, {
+                "x": x, "y": y, "scores": scores, "tasks": list(tasks), "runs_per_task": runs,
+                "budget": _budget(scope.finals, [x, y], tasks, scope.base_of),
+                "iqm_difference": _estimate(difference[key]), "probability_of_improvement": _estimate(poi[key]),
+                "verdict": stats.verdict(poi[key], (runs["era"], runs["baseline"])),
+            }))
+    rows = [row for _, _, row in sorted(found, key=lambda item: item[:2])]
+    compared = {r["x"] for r in rows}
+    alone = [a for a in scope.algos if is_era(scope.base_of[a]) and a not in compared]
+    return {"rows": rows, "without_baseline": [{"algo": a, "baseline": baseline_of(scope.base_of[a])} for a in alone],
+            "min_runs": stats.MIN_RUNS, "rule": "docs/reports.md"}
 
 
 def _entropy_section(scope: _Scope) -> list[dict]:
@@ -542,23 +560,32 @@ def _pass_at_k_section(scope: _Scope) -> list[dict]:
     return [{**r, "mean": [_num(v) for v in r["mean"]], "std": [_num(v) for v in r["std"]]} for r in rows]
 
 
-def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_aggregates: dict) -> list[dict]:
-    """IQM against each swept setting's value, with the baseline's IQM (the paper's Figure 3)."""
+def _sensitivity_section(scope: _Scope, suite: Mapping, groups: Sequence[dict], raw_aggregates: dict) -> list[dict]:
+    """IQM against each swept setting's value, with the baseline's IQM (the paper's Figure 3), in
+    each aggregate table (comparison group or raw task) that holds two or more of the variants."""
     from harness.report import plots
 
     out = []
+    names: set[str] = set()
+    tables = [("normalized", g["aggregates"], g["tasks"]) for g in groups]
+    tables += [(task, table, [task]) for task, table in raw_aggregates.items()]
     for sweep in _sweeps(scope.results, scope.algos, scope.base_of, suite):
         base, key, values = sweep["base_algo"], sweep["key"], sweep["values"]
         variants = sorted((a for a in values if values[a] is not None), key=lambda a: _sort_value(values[a]))
         baselines = [a for a in scope.algos if scope.base_of[a] == baseline_of(base)]
-        for scores_label, table in [("normalized", aggregates), *raw_aggregates.items()]:
+        for scores_label, table, tasks in tables:
             present = [a for a in variants if a in table]
             if len(present) < 2:
                 continue
             baseline = baselines[0] if len(baselines) == 1 and baselines[0] in table else None
-            entry = {"base_algo": base, "key": key, "scores": scores_label,
+            entry = {"base_algo": base, "key": key, "scores": scores_label, "tasks": list(tasks),
                      "rows": [{"algo": a, "value": values[a], "iqm": table[a]["iqm"]} for a in present],
                      "baseline": {"algo": baseline, "iqm": table[baseline]["iqm"]} if baseline else None}
+            name = sensitivity_figure_name(entry)
+            if name in names:  # the same sweep in a second comparison group
+                name = name.removesuffix(".png") + f"_{len(names) + 1}.png"
+            names.add(name)
+            entry["figure"] = name
             out.append(entry)
 
             def draw(p: Path, entry: dict = entry) -> Path:
@@ -571,23 +598,25 @@ def _sensitivity_section(scope: _Scope, suite: Mapping, aggregates: dict, raw_ag
                     [_estimate_floats(r["iqm"]) for r in entry["rows"]], p,
                     label=entry["base_algo"], baseline=band or None, ylabel=ylabel)
 
-            scope.figures.append(_Figure(sensitivity_figure_name(entry),
-                                         f"Sensitivity of {base} to {key} ({scores_label} scores, IQM with 95% CIs).",
-                                         draw))
+            scope.figures.append(_Figure(name, f"Sensitivity of {base} to {key} ({scores_label} scores, IQM with "
+                                               f"95% CIs).", draw))
     return out
 
 
-def _paper_section(scope: _Scope, suite: Mapping, aggregates: dict) -> tuple[str | None, dict | None]:
-    entry, node = _paper_entry(suite.get("paper"))
+def _paper_section(scope: _Scope, suite: Mapping, groups: Sequence[dict]) -> tuple[str | None, dict | None]:
+    entry, node = paper_entry_of(suite.get("paper"))
     if entry and node is None:
         scope.notes.append(f"the suite names paper entry {entry!r}, which paper_results.yaml does not have")
     if not entry or not isinstance(node, Mapping):
         return entry, None
     described = node.get("benchmark") if isinstance(node.get("benchmark"), str) else None
-    rows = _paper_rows(entry, node, scope.finals, aggregates, scope.algos, scope.base_of)
+    family = family_of(entry, scope.algos, scope.base_of)
+    rows = paper_rows(entry, node, scope.finals, groups, family)
     if not rows:
         scope.notes.append(f"paper entry {entry!r} has no baseline/ERA numbers to compare with")
-    return entry, {"entry": entry, "benchmark": described, "rows": rows}
+    claim = claim_of(entry)
+    return entry, {"entry": entry, "benchmark": described, "rows": rows,
+                   "family": {"baseline": claim.get("baseline"), "era": claim.get("era")} if claim else None}
 
 
 def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
@@ -628,6 +657,29 @@ def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
     return out
 
 
+def _closing(data: ResultsDir) -> dict:
+    """How the results were made, for the report's closing note: the command that wrote them (from
+    ``suite.json``) and the wall time from the first trial start to the last trial end recorded in
+    ``trials.parquet`` (a pause between an interrupted run and its resume included), with the sum of
+    the trials' own times beside it."""
+    suite = data.suite
+    description = str(suite.get("description") or "")
+    command = (f"era run {suite['source_file']}" if suite.get("source_file")
+               else description if description.startswith("era trial ") else None)
+    out: dict[str, Any] = {"command": command, "first_start": None, "last_end": None, "wall_time_s": None,
+                           "trial_time_s": None}
+    if not {"started_at", "finished_at"} <= set(data.trials.columns):
+        return out
+    started = pd.to_datetime(data.trials["started_at"], utc=True, errors="coerce")
+    finished = pd.to_datetime(data.trials["finished_at"], utc=True, errors="coerce")
+    if started.notna().any() and finished.notna().any():
+        first, last = started.min(), finished.max()
+        out.update(first_start=first.strftime("%Y-%m-%d %H:%M UTC"), last_end=last.strftime("%Y-%m-%d %H:%M UTC"),
+                   wall_time_s=_num((last - first).total_seconds()),
+                   trial_time_s=_num((finished - started).dropna().dt.total_seconds().sum()))
+    return out
+
+
 def _failed_error(row: Mapping[str, Any]) -> str | None:
     """A failed trial's error as one line: the final exception of its traceback where there is one
     (so tables written before errors were kept as one line read the same), else its error."""
@@ -662,40 +714,41 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     _curve_figures(scope, normalized, raw)
     entropy = _entropy_section(scope)
     pass_at_k = _pass_at_k_section(scope)
-    sensitivity = _sensitivity_section(scope, data.suite, normalized["aggregates"], raw["aggregates"])
-    paper_entry, paper = _paper_section(scope, data.suite, normalized["aggregates"])
+    sensitivity = _sensitivity_section(scope, data.suite, normalized["groups"], raw["aggregates"])
+    paper_entry, paper = _paper_section(scope, data.suite, normalized["groups"])
     protocol = _protocol_section(data, scope.algos)
     counts = data.trials["status"].value_counts()
     code_versions = sorted({str(v) for v in data.trials.get("code_version", pd.Series(dtype=object)).dropna()})
     if len(code_versions) > 1:
         scope.notes.append(f"trials ran on {len(code_versions)} code versions: {', '.join(code_versions)}")
     report = {
-        "format": 1,
+        "format": FORMAT,
         "suite": {"name": data.name, "benchmark": data.suite.get("benchmark"), "paper": paper_entry},
+        "headline": _headline(scope, normalized, raw),
         "provenance": {"date": _report_date(data), "code_versions": code_versions,
                        "era_harness": __version__, "rliable": version("rliable")},
         "settings": {"final": final, "reps": int(reps), "seed": int(seed), "confidence": CONFIDENCE,
                      "bootstrap": bootstrap, "interval": "percentile, stratified over runs within tasks"},
         "trials": {**{s: int(counts.get(s, 0)) for s in ("done", "failed", "pending")}, "total": len(data.trials)},
         "algorithms": scope.algos,
+        "base_algos": {a: scope.base_of[a] for a in scope.algos},
         **({"protocol": protocol} if protocol else {}),
         "baselines": {x: [y for a, y in scope.pairs if a == x] for x in scope.algos
                       if any(a == x for a, _ in scope.pairs)},
-        "normalized_tasks": normalized["tasks"],
+        "normalized_tasks": sorted({t for g in normalized["groups"] for t in g["tasks"]}),
         "raw_tasks": scope.raw_tasks,
-        "aggregates": normalized["aggregates"],
+        "groups": normalized["groups"],
         "raw_aggregates": raw["aggregates"],
-        "probability_of_improvement": _poi_rows(normalized["poi"], scope.pairs, "normalized") + raw["poi_rows"],
-        "performance_profile": normalized["profile"],
-        "sample_efficiency": {"normalized": _curve_json(normalized["curve"]),
-                              "raw": {t: _curve_json(c) for t, c in raw["curves"].items()}},
+        "probability_of_improvement": _poi_table(scope, normalized, raw),
+        "sample_efficiency": {"raw": {t: _curve_json(c) for t, c in raw["curves"].items()}},
         "per_task": _per_task(scope.finals, scope.algos, scope.normalized_tasks),
         "entropy": entropy,
         "pass_at_k": pass_at_k,
         "sensitivity": sensitivity,
         "paper": paper,
         "failed_trials": _failed_rows(data.trials),
-        "notes": scope.notes,
+        "closing": _closing(data),
+        "notes": list(dict.fromkeys(scope.notes)),  # a note two groups give is shown once
         "figures": {f.name: f.caption for f in scope.figures},
     }
     return report, scope.figures

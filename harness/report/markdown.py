@@ -9,7 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["figure_slug", "render_markdown", "sensitivity_figure_name"]
+__all__ = ["figure_slug", "headline_lines", "headline_sentence", "render_markdown", "sensitivity_figure_name",
+           "signed_ci"]
 
 
 def figure_slug(name: str) -> str:
@@ -73,13 +74,84 @@ def _figure_line(report: Mapping, name: str) -> list[str]:
     return [f"![{caption}](figures/{name})", "", f"*{caption}*", ""] if caption else []
 
 
+def signed_ci(e: Mapping | None) -> str:
+    """:func:`_ci` with the point's sign always written (a difference: ``+0.066 [-0.010, 0.120]``)."""
+    text = _ci(e)
+    if text in ("—", "NaN") or text.startswith("-"):
+        return text
+    return text if float(text.split(" ")[0]) == 0 else "+" + text
+
+
+def _tasks(tasks: Sequence[str]) -> str:
+    return f"{len(tasks)} task{'s' if len(tasks) != 1 else ''}"
+
+
+def _scores_text(row: Mapping) -> str:
+    """``normalized (3 tasks)`` or the raw-score task's id."""
+    return f"normalized ({_tasks(row['tasks'])})" if row["scores"] == "normalized" else row["scores"]
+
+
+def _seeds(runs: Mapping) -> str:
+    era, baseline = runs["era"], runs["baseline"]
+    return f"{era}" if era == baseline else f"{era} / {baseline}"
+
+
+def _budget_text(budget: Mapping) -> str:
+    return "—" if budget.get("value") is None else f"{budget['value']:,} {budget['unit']}"
+
+
+def headline_sentence(headline: Mapping) -> str:
+    """The headline in one sentence: each pair's difference of IQM, P(ERA > baseline), scale, verdict."""
+    rows = headline["rows"]
+    if not rows:
+        alone = headline.get("without_baseline") or []
+        if not alone:
+            return "No ERA variant ran in this suite, so there is no ERA effect to report."
+        listed = ", ".join(f"{a['algo']}" for a in alone)
+        missing = sorted({str(a["baseline"]) for a in alone})
+        return (f"No ERA variant here ran beside its baseline ({listed} without {', '.join(missing)}), so this "
+                f"report states no ERA effect; its tables compare the variants with each other.")
+    parts = []
+    for r in rows:
+        on = "normalized scores" if r["scores"] == "normalized" else f"raw scores of {r['scores']}"
+        parts.append(
+            f"{r['x']} vs {r['y']} on {on} ({_tasks(r['tasks'])} × {_seeds(r['runs_per_task'])} "
+            f"seed{'s' if max(r['runs_per_task'].values()) != 1 else ''}, "
+            f"{_budget_text(r['budget'])}): IQM difference {signed_ci(r['iqm_difference'])}, "
+            f"P(ERA > baseline) {_ci(r['probability_of_improvement'])}: {r['verdict']}")
+    alone = [a["algo"] for a in headline.get("without_baseline") or []]
+    also = f" {', '.join(alone)} ran without {'its' if len(alone) == 1 else 'their'} baseline." if alone else ""
+    return "; ".join(parts) + "." + also
+
+
+def headline_lines(headline: Mapping) -> list[str]:
+    """The headline section every report starts with: one sentence, one small table, the rule."""
+    lines = ["## Headline", "", headline_sentence(headline), ""]
+    if headline["rows"]:
+        lines += _table(
+            ["ERA variant", "Baseline", "Scores", "Tasks × seeds", "Budget", "IQM difference (ERA − baseline)",
+             "P(ERA > baseline)", "Verdict"],
+            [[_code(r["x"]), _code(r["y"]), _scores_text(r), f"{len(r['tasks'])} × {_seeds(r['runs_per_task'])}",
+              _budget_text(r["budget"]), signed_ci(r["iqm_difference"]), _ci(r["probability_of_improvement"]),
+              f"**{r['verdict']}**"] for r in headline["rows"]])
+        lines += [
+            f"Verdict, by a rule fixed before any run was read ({headline['rule']}): **ERA better** when the 95% "
+            "interval of P(ERA > baseline) lies above 0.5, **ERA worse** when it lies below, **no clear "
+            f"difference** when it contains 0.5, **too few runs** under {headline['min_runs']} runs per task on "
+            "either side. Intervals: 95% stratified bootstrap; seeds are runs per task (ERA / baseline where "
+            "they differ).", ""]
+    return lines
+
+
 def render_markdown(report: Mapping) -> str:
     """The markdown of a report built by :func:`build_report` (numbers taken from it only)."""
     s, t, prov = report["suite"], report["trials"], report["provenance"]
     final = report["settings"]["final"]
     final_text = "the last evaluation" if final == "last" else f"the mean of the last {final.split(':')[1]} evaluations"
-    lines = [
-        f"# ERA report: {s['name']}", "",
+    lines = [f"# ERA report: {s['name']}", ""]
+    lines += headline_lines(report["headline"])
+    lines += [
+        "## This run", "",
         f"- Suite: **{s['name']}**" + (f" (benchmark: {s['benchmark']})" if s.get("benchmark") else ""),
         "- Date: " + (f"{prov['date']} (the latest trial end recorded)" if prov["date"] else "not recorded in the results"),
         f"- Code version: {', '.join(prov['code_versions']) or 'not recorded'}",
@@ -95,15 +167,21 @@ def render_markdown(report: Mapping) -> str:
     if report.get("protocol"):
         lines += _protocol_lines(report["protocol"])
 
-    if report["aggregates"]:
+    groups = report["groups"]
+    if groups:
         lines += ["## Aggregate normalized scores", "",
-                  f"Over {len(report['normalized_tasks'])} task(s): {', '.join(report['normalized_tasks'])}. "
                   "IQM: 25%-trimmed mean over all runs and tasks; mean and median: of the per-task means; "
-                  "optimality gap: 1 − mean(min(score, 1)) (lower is better).", ""]
-        lines += _table(["Algorithm", "Runs/task", "IQM", "Mean", "Median", "Optimality gap"], [
-            [_code(a), v["runs_per_task"], _ci(v["iqm"]), _ci(v["mean"]), _ci(v["median"]), _ci(v["optimality_gap"])]
-            for a, v in _ordered(report["aggregates"], report["algorithms"])])
-        lines += _figure_line(report, "aggregates.png")
+                  "optimality gap: 1 − mean(min(score, 1)) (lower is better)."
+                  + (" Each ERA variant is aggregated with its baseline over the tasks both ran."
+                     if len(groups) > 1 else ""), ""]
+        for group in groups:
+            if len(groups) > 1:
+                lines += [f"### {', '.join(_code(a) for a in group['algorithms'])}", ""]
+            lines += [f"Over {len(group['tasks'])} task(s): {', '.join(group['tasks'])}.", ""]
+            lines += _table(["Algorithm", "Runs/task", "IQM", "Mean", "Median", "Optimality gap"], [
+                [_code(a), v["runs_per_task"], _ci(v["iqm"]), _ci(v["mean"]), _ci(v["median"]),
+                 _ci(v["optimality_gap"])] for a, v in _ordered(group["aggregates"], report["algorithms"])])
+            lines += _figure_line(report, group["figures"]["aggregates"])
     if report["raw_aggregates"]:
         lines += ["## Raw-score aggregates (tasks without reference scores)", "",
                   "These tasks have no reference scores, so each is summarised alone on its raw score.", ""]
@@ -119,13 +197,15 @@ def render_markdown(report: Mapping) -> str:
         lines += ["P(X > Y): the probability that a run of X scores higher than a run of Y on the same task "
                   "(Mann-Whitney U), averaged over tasks; 0.5 means no difference.", ""]
         lines += _table(["X (ERA)", "Y (baseline)", "Scores", "P(X > Y)"], [
-            [_code(r["x"]), _code(r["y"]), r["scores"], _ci(r)] for r in report["probability_of_improvement"]])
+            [_code(r["x"]), _code(r["y"]), _scores_text(r), _ci(r)] for r in report["probability_of_improvement"]])
         lines += _figure_line(report, "probability_of_improvement.png")
     else:
         lines += ["No ERA variant has a baseline run to compare with.", ""]
 
-    if report["performance_profile"]:
-        lines += ["## Performance profile", ""] + _figure_line(report, "performance_profile.png")
+    if groups:
+        lines += ["## Performance profile", ""]
+        for group in groups:
+            lines += _figure_line(report, group["figures"]["performance_profile"])
     if "sample_efficiency.png" in report["figures"]:
         lines += ["## Sample efficiency", ""] + _figure_line(report, "sample_efficiency.png")
 
@@ -174,7 +254,7 @@ def render_markdown(report: Mapping) -> str:
             if ours is None:
                 ours_text = "not run" if r["algo"] is None else "—"
             elif "iqm" in ours:
-                ours_text = f"IQM {_ci(ours['iqm'])}; mean {_ci(ours['mean'])}"
+                ours_text = f"IQM {_ci(ours['iqm'])}; mean {_ci(ours['mean'])} ({_tasks(ours['tasks'])})"
             else:
                 ours_text = _pm(ours) + f" (n={ours['n']})"
             rows.append([r["group"] or "—", r["paper_name"], r["metric"], paper_text,
@@ -182,8 +262,9 @@ def render_markdown(report: Mapping) -> str:
         lines += _table(["Setting", "Paper row", "Metric", "Paper", "Algorithm", "This run"], rows)
 
     for sweep in report["sensitivity"]:
-        name = sensitivity_figure_name(sweep)
-        lines += [f"## Sensitivity: {sweep['base_algo']} — {sweep['key']} ({sweep['scores']} scores)", ""]
+        name = sweep.get("figure") or sensitivity_figure_name(sweep)
+        over = f", {_tasks(sweep['tasks'])}" if sweep["scores"] == "normalized" and len(groups) > 1 else ""
+        lines += [f"## Sensitivity: {sweep['base_algo']} — {sweep['key']} ({sweep['scores']} scores{over})", ""]
         rows = [[json.dumps(r["value"]), _code(r["algo"]), _ci(r["iqm"])] for r in sweep["rows"]]
         if sweep["baseline"]:
             rows.append(["(baseline)", _code(sweep["baseline"]["algo"]), _ci(sweep["baseline"]["iqm"])])
@@ -197,7 +278,27 @@ def render_markdown(report: Mapping) -> str:
             for r in report["failed_trials"]])
     else:
         lines += ["None.", ""]
+    lines += _closing_lines(report["closing"], t["total"])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if seconds < 120 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def _closing_lines(closing: Mapping, trials: int) -> list[str]:
+    """The closing note: the command that wrote the results and how long they took."""
+    made = f"`{closing['command']}`" if closing.get("command") else "a command the results do not record"
+    if closing.get("wall_time_s") is None:
+        when = "; the trials recorded no start and end times."
+    else:
+        when = (f": {trials} trial(s) from {closing['first_start']} to {closing['last_end']}, wall time "
+                f"{_duration(closing['wall_time_s'])} from the first trial's start to the last trial's end (any "
+                f"pause between an interrupted run and its resume included); the trials' own times add up to "
+                f"{_duration(closing['trial_time_s'])}.")
+    return ["## Closing note", "", f"Results written by {made}{when} This report: `era report` on that results "
+            "folder, with the settings listed under \"This run\".", ""]
 
 
 def _protocol_lines(rows: Sequence[Mapping]) -> list[str]:

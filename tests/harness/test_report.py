@@ -128,6 +128,8 @@ def test_aggregates_agree_with_rliable_on_the_same_final_scores(demo):
     finals = _independent_finals(results_dir)
     tasks = ["gym:Hopper-v5", "gym:Walker2d-v5"]
     assert report["normalized_tasks"] == tasks
+    [group] = report["groups"]  # every pair ran the same tasks: one group
+    assert group["tasks"] == tasks and group["algorithms"] == ["sac", "sac-era", SWEEP]
     funcs = [metrics.aggregate_iqm, metrics.aggregate_mean, metrics.aggregate_median, metrics.aggregate_optimality_gap]
     for algo in ("sac", "sac-era", SWEEP):
         rows = finals[finals["algo"] == algo]
@@ -137,15 +139,16 @@ def test_aggregates_agree_with_rliable_on_the_same_final_scores(demo):
         np.random.seed(stats.key_seed(0, algo))
         points, cis = rly.get_interval_estimates({algo: matrix}, lambda s: np.array([f(s) for f in funcs]), reps=REPS)
         for i, name in enumerate(("iqm", "mean", "median", "optimality_gap")):
-            entry = report["aggregates"][algo][name]
+            entry = group["aggregates"][algo][name]
             assert entry["value"] == _round(points[algo][i])
             assert entry["ci"] == [_round(cis[algo][0, i]), _round(cis[algo][1, i])]
-    assert report["aggregates"]["sac"]["runs_per_task"] == 2  # one Hopper seed failed
+    assert group["aggregates"]["sac"]["runs_per_task"] == 2  # one Hopper seed failed
 
 
 def test_every_interval_contains_its_point(demo):
     _, _, report = demo
-    estimates = [e for algo in report["aggregates"].values() for k, e in algo.items() if k != "runs_per_task"]
+    estimates = [e for g in report["groups"] for algo in g["aggregates"].values() for k, e in algo.items()
+                 if k != "runs_per_task"]
     estimates += [e for table in report["raw_aggregates"].values() for algo in table.values()
                   for k, e in algo.items() if k != "runs"]
     estimates += report["probability_of_improvement"]
@@ -196,7 +199,7 @@ def test_notes_failed_trials_entropy_paper_and_sensitivity(demo):
     assert floors[(SWEEP, "gym:Hopper-v5")] == pytest.approx(1.5) and floors[("sac", "gym:Hopper-v5")] is None
     paper = {(r["paper_name"], r["algo"]): r for r in report["paper"]["rows"]}
     assert paper[("baseline", "sac")]["paper"] == 0.59 and paper[("era", "sac-era")]["paper"] == 0.84
-    assert paper[("era", "sac-era")]["this_run"]["iqm"] == report["aggregates"]["sac-era"]["iqm"]
+    assert paper[("era", "sac-era")]["this_run"]["iqm"] == report["groups"][0]["aggregates"]["sac-era"]["iqm"]
     assert "## Paper vs this run (continuous_control.sac)" in text
     sweep = [s for s in report["sensitivity"] if s["scores"] == "normalized"][0]
     assert [r["value"] for r in sweep["rows"]] == [0.25, 0.5]  # plain sac-era's value from its setting column
@@ -214,26 +217,30 @@ def test_edge_cases_produce_notes_not_crashes(tmp_path):
     single = write_results_dir(tmp_path / "single", seeds=(0,), tasks=("gym:Hopper-v5", "gym:Walker2d-v5"))
     report, _ = build_report(load_results(single), reps=10)
     assert any("single run per task" in n for n in report["notes"])
-    iqm = report["aggregates"]["sac"]["iqm"]
+    iqm = report["groups"][0]["aggregates"]["sac"]["iqm"]
     assert iqm["ci"] == [iqm["value"], iqm["value"]]
 
     missing = write_results_dir(tmp_path / "missing", algos=("sac", "sac-era"), tasks=TASKS[:2],
                                 skip={("sac-era", "gym:Walker2d-v5", s) for s in range(3)})
     report, _ = build_report(load_results(missing), reps=10)
     assert report["normalized_tasks"] == ["gym:Hopper-v5"]
-    assert any("gym:Walker2d-v5 is left out" in n and "sac-era" in n for n in report["notes"])
+    assert any("gym:Walker2d-v5 is left out of the comparison sac-era vs sac" in n and "run of sac-era" in n
+               for n in report["notes"])
 
     all_failed = write_results_dir(tmp_path / "failed", algos=("sac",), tasks=("gym:Hopper-v5",), seeds=(0,),
                                    failed={("sac", "gym:Hopper-v5", 0)})
     report, figures = build_report(load_results(all_failed), reps=10)
-    assert report["aggregates"] == {} and figures == []
+    assert report["groups"] == [] and figures == []
     assert any("no trial finished" in n for n in report["notes"])
     text = render_markdown(report)
     assert "0 done / 1 failed" in text and "No ERA variant has a baseline run" in text
+    assert "No ERA variant ran in this suite" in text
 
     no_baseline = write_results_dir(tmp_path / "alone", algos=("sac-era",), tasks=("gym:Pendulum-v1",), seeds=(0, 1))
     report, _ = build_report(load_results(no_baseline), reps=10)
     assert any("no baseline run" in n for n in report["notes"]) and report["probability_of_improvement"] == []
+    assert report["headline"]["without_baseline"] == [{"algo": "sac-era", "baseline": "sac"}]
+    assert "sac-era without sac" in render_markdown(report).split("## This run")[0]
 
 
 def test_era_report_cli_default_location_and_era_trial_folder(tmp_path, monkeypatch, capsys):
@@ -250,7 +257,7 @@ def test_era_report_cli_default_location_and_era_trial_folder(tmp_path, monkeypa
     assert main(["report", str(folder), "--reps", "10"]) == 0
     report = json.loads((tmp_path / "reports" / "one" / "report.json").read_text())
     expected = normalized_score(None, "gym:Hopper-v5", 900.0)
-    assert report["aggregates"]["sac"]["iqm"]["value"] == _round(expected)
+    assert report["groups"][0]["aggregates"]["sac"]["iqm"]["value"] == _round(expected)
     assert report["trials"]["done"] == 1
 
     # a folder with only a results table (an older era trial's) is refused, not filled in
@@ -307,7 +314,7 @@ def test_classification_report_compares_top1_and_top5_with_the_paper(tmp_path):
     pd.DataFrame(trials).to_parquet(tmp_path / "trials.parquet")
     (tmp_path / "suite.json").write_text(json.dumps({"name": "cifar", "paper": "classification.cifar10.no_augmentation"}))
     report, _ = build_report(load_results(tmp_path), reps=10)
-    assert report["aggregates"]["resnet-era"]["iqm"]["value"] == pytest.approx(0.939)
+    assert report["groups"][0]["aggregates"]["resnet-era"]["iqm"]["value"] == pytest.approx(0.939)
     paper = {(r["paper_name"], r["metric"]): r for r in report["paper"]["rows"]}
     top1 = paper[("era", "top-1 (%)")]
     assert top1["paper"] == 93.82 and top1["paper_pm"] == 0.08 and top1["algo"] == "resnet-era"
@@ -394,19 +401,20 @@ def test_a_nan_final_score_gives_nan_cells_where_rliable_gives_nan_and_a_note(tm
 
     assert report["normalized_tasks"] == ["gym:Hopper-v5", "gym:Walker2d-v5"]  # a NaN run keeps its task
     nan = {"value": None, "ci": [None, None]}
-    assert all(report["aggregates"]["sac-era"][m] == nan for m in stats.METRICS)
-    assert all(None not in [e["value"], *e["ci"]] for m in stats.METRICS for e in [report["aggregates"]["sac"][m]])
+    aggregates = report["groups"][0]["aggregates"]
+    assert all(aggregates["sac-era"][m] == nan for m in stats.METRICS)
+    assert all(None not in [e["value"], *e["ci"]] for m in stats.METRICS for e in [aggregates["sac"][m]])
     assert all(report["raw_aggregates"]["gym:Pendulum-v1"][SWEEP][m] == nan for m in ("iqm", "mean", "median"))
     poi = {(r["x"], r["scores"]): r for r in report["probability_of_improvement"]}
     assert {k for k, r in poi.items() if r["value"] is None} == {("sac-era", "normalized"), (SWEEP, "gym:Pendulum-v1")}
     assert all(r["ci"] == [None, None] for r in poi.values() if r["value"] is None)
-    curve = report["sample_efficiency"]["normalized"]["algorithms"]["sac-era"]
+    curve = report["groups"][0]["sample_efficiency"]["algorithms"]["sac-era"]
     assert [v is None for v in curve["iqm"]] == [False, False, False, True] == [v is None for v in curve["ci_low"]]
 
     # null (NaN) exactly where rliable's own bootstrap gives NaN, on every statistic of the report
     theirs, _ = build_report(load_results(results_dir), reps=REPS, seed=0, bootstrap="rliable")
-    for section in ("aggregates", "raw_aggregates", "probability_of_improvement", "performance_profile",
-                    "sample_efficiency", "per_task"):
+    for section in ("groups", "raw_aggregates", "probability_of_improvement", "sample_efficiency", "per_task",
+                    "headline"):
         assert _nulls(report[section]) == _nulls(theirs[section]), section
 
     text = md.read_text()
@@ -414,4 +422,8 @@ def test_a_nan_final_score_gives_nan_cells_where_rliable_gives_nan_and_a_note(tm
     assert "2 finished trial(s)" in note and "sac-era on gym:Hopper-v5 (seed 1)" in note
     assert f"| `sac-era` | 3 | NaN | NaN | NaN | NaN |" in text
     assert "| gym:Hopper-v5 | `sac-era` | 3 | NaN | NaN | 4000 |" in text
-    assert f"| `{SWEEP}` | `sac` | normalized | " in text and "| `sac-era` | `sac` | normalized | NaN |" in text
+    assert f"| `{SWEEP}` | `sac` | normalized (2 tasks) | " in text
+    assert "| `sac-era` | `sac` | normalized (2 tasks) | NaN |" in text
+    headline = {(r["x"], r["scores"]): r for r in report["headline"]["rows"]}
+    assert headline[("sac-era", "normalized")]["verdict"] == "not computable"
+    assert headline[("sac-era", "normalized")]["iqm_difference"] == nan

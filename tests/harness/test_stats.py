@@ -234,3 +234,42 @@ def test_unknown_bootstrap_lists_known():
     with pytest.raises(UnknownNameError, match="rliable"):
         stats.interval_estimates({"x": X}, lambda s: np.array([s.mean()]), batched=batched_aggregates(["mean"]),
                                  reps=10, seed=0, bootstrap="nope")
+
+
+# ----------------------------------------------------------------------------- ERA against its baseline
+
+
+def test_iqm_difference_is_rliables_iqm_difference_with_rliables_interval():
+    from rliable import library as rly
+    from rliable import metrics
+
+    def diff(x, y):
+        return np.array([metrics.aggregate_iqm(x) - metrics.aggregate_iqm(y)])
+
+    ours = stats.iqm_difference({"x vs y": (X, Y)}, reps=REPS, seed=5, bootstrap="rliable")["x vs y"]
+    assert ours[0] == pytest.approx(_iqm(X) - _iqm(Y))  # by hand: trimmed means of the sorted values
+    np.random.seed(stats.key_seed(5, "x vs y"))
+    _, theirs = rly.get_interval_estimates({"x vs y": [X, Y]}, diff, reps=REPS)
+    assert ours[1:] == pytest.approx(tuple(theirs["x vs y"][:, 0]), abs=1e-12)
+    # the vectorized bootstrap draws another stream of the same distribution
+    both = {b: stats.iqm_difference({"x vs y": (X, Y)}, reps=500, seed=0, bootstrap=b)["x vs y"]
+            for b in stats.BOOTSTRAPS}
+    assert both["vectorized"][0] == both["rliable"][0]
+    np.testing.assert_allclose(both["vectorized"][1:], both["rliable"][1:], rtol=0, atol=0.05)
+    assert stats.iqm_difference({"x vs x": (X, X)}, reps=20, seed=0)["x vs x"][0] == 0.0
+
+
+@pytest.mark.parametrize(("poi", "runs", "expected"), [
+    ((0.69, 0.52, 0.87), (5, 5), "ERA better"),
+    ((0.16, 0.00, 0.48), (5, 5), "ERA worse"),
+    ((0.55, 0.30, 0.80), (5, 5), "no clear difference"),
+    ((0.75, 0.50, 1.00), (5, 5), "no clear difference"),  # an end at 0.5 contains it
+    ((0.25, 0.00, 0.50), (5, 5), "no clear difference"),
+    ((1.00, 1.00, 1.00), (2, 5), "too few runs"),  # two runs: a handful of distinct resamples
+    ((1.00, 1.00, 1.00), (5, 2), "too few runs"),
+    ((None, None, None), (5, 5), "not computable"),  # a NaN score went into it (null in report.json)
+    ((float("nan"), float("nan"), float("nan")), (1, 1), "not computable"),
+])
+def test_verdict_follows_the_documented_rule(poi, runs, expected):
+    assert stats.verdict(poi, runs) == expected
+    assert expected in stats.VERDICTS
