@@ -619,6 +619,28 @@ def _paper_section(scope: _Scope, suite: Mapping, groups: Sequence[dict]) -> tup
                    "family": {"baseline": claim.get("baseline"), "era": claim.get("era")} if claim else None}
 
 
+def _published_section(scope: _Scope) -> list[dict]:
+    """Published learning curves of the run's algorithms (``harness.stats.published``: TD-MPC2's TD-MPC2
+    and SAC on DMC), read at the step each (task, algorithm) reached, beside its raw final scores."""
+    from harness.stats.published import published_at
+
+    rows = []
+    order = {a: i for i, a in enumerate(scope.algos)}
+    for (task, algo), group in sorted(scope.finals.groupby(["task", "algo"]), key=lambda kv: (kv[0][0], order[kv[0][1]])):
+        step = int(group["step"].min())  # every seed has reached it
+        for published in published_at(scope.base_of.get(algo, algo), task, step):
+            values = group["score"].dropna().to_numpy(float)
+            rows.append({
+                "task": task, "algo": algo, "step": step,
+                "this_run": {"mean": _num(values.mean()) if len(values) else None,
+                             "std": _num(values.std(ddof=1)) if len(values) > 1 else None, "n": int(len(values))},
+                "source": published.source, "published_algo": published.algorithm,
+                "published": {"mean": _num(published.mean), "seed_min": _num(published.seed_min),
+                              "seed_max": _num(published.seed_max), "n": published.seeds},
+            })
+    return rows
+
+
 def _protocol_section(data: ResultsDir, algos: Sequence[str]) -> list[dict]:
     """The environment protocol each (task, algorithm) ran under (the family's ``environment_protocol``
     hook), with its final agent and simulator steps; empty when every environment ran the plain one."""
@@ -716,6 +738,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     pass_at_k = _pass_at_k_section(scope)
     sensitivity = _sensitivity_section(scope, data.suite, normalized["groups"], raw["aggregates"])
     paper_entry, paper = _paper_section(scope, data.suite, normalized["groups"])
+    published = _published_section(scope)
     protocol = _protocol_section(data, scope.algos)
     counts = data.trials["status"].value_counts()
     code_versions = sorted({str(v) for v in data.trials.get("code_version", pd.Series(dtype=object)).dropna()})
@@ -746,6 +769,7 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
         "pass_at_k": pass_at_k,
         "sensitivity": sensitivity,
         "paper": paper,
+        "published": published,
         "failed_trials": _failed_rows(data.trials),
         "closing": _closing(data),
         "notes": list(dict.fromkeys(scope.notes)),  # a note two groups give is shown once

@@ -261,6 +261,18 @@ def render_markdown(report: Mapping) -> str:
                          _code(r["algo"]) if r["algo"] else "—", ours_text])
         lines += _table(["Setting", "Paper row", "Metric", "Paper", "Algorithm", "This run"], rows)
 
+    if report.get("published"):
+        lines += ["## Published curves at this run's step", "",
+                  "Learning curves published with an algorithm's own code, read at the step every seed of "
+                  "this run reached (each published seed interpolated between its points, then averaged; "
+                  "the range is over published seeds). Their steps are agent steps, as this run's are. This run: "
+                  "mean ± std of raw final scores over seeds.", ""]
+        lines += _table(["Task", "Algorithm", "Step", "This run", "Published", "Published mean [seed range]"], [
+            [r["task"], _code(r["algo"]), f"{r['step']:,}", _pm(r["this_run"]) + f" (n={r['this_run']['n']})",
+             f"{r['published_algo']} ({r['source']}, {r['published']['n']} seeds)",
+             f"{_f(r['published']['mean'])} [{_f(r['published']['seed_min'])}, {_f(r['published']['seed_max'])}]"]
+            for r in report["published"]])
+
     for sweep in report["sensitivity"]:
         name = sweep.get("figure") or sensitivity_figure_name(sweep)
         over = f", {_tasks(sweep['tasks'])}" if sweep["scores"] == "normalized" and len(groups) > 1 else ""
