@@ -6,7 +6,9 @@ Every formula, and the facts measured about it, is in ``docs/era.md``; section n
   ``target_entropy + delta`` by choosing how the log-std budget is spread over dimensions.
 - :class:`SoftmaxERA` (section 2): maps logits to logits whose softmax has entropy at least
   ``min_entropy``, preserving the ranking.
-- :func:`token_era` and :func:`response_entropy` (section 3): the token-level rule for LLM RL.
+- :func:`token_era` and :func:`response_entropy` (section 3): the token-level rule for LLM RL
+  (:func:`token_era_factors`, :func:`apply_token_factor` and
+  :func:`response_entropy_from_token_entropies` are its parts, for a path that never holds logits).
 
 Nothing here imports anything but torch, so every adapter (SB3, torchvision, TRL) shares one
 implementation.
@@ -26,8 +28,11 @@ __all__ = [
     "DeltaTuner",
     "SoftmaxERA",
     "token_era",
+    "token_era_factors",
+    "apply_token_factor",
     "token_entropy",
     "response_entropy",
+    "response_entropy_from_token_entropies",
     "gaussian_entropy",
     "softmax_entropy",
 ]
@@ -332,9 +337,15 @@ def response_entropy(logits: Tensor, mask: Tensor, top_fraction: float = 0.2) ->
     temperature); ``mask`` ``(B, T)`` is 1 on response tokens and 0 on padding. A response with no
     tokens gets entropy 0.
     """
+    return response_entropy_from_token_entropies(token_entropy(logits), mask, top_fraction)
+
+
+def response_entropy_from_token_entropies(entropies: Tensor, mask: Tensor, top_fraction: float = 0.2) -> Tensor:
+    """:func:`response_entropy` from per-token entropies ``(B, T)`` (of the unmodified logits), for
+    callers that never hold the logits (a fused LM head); values at masked positions are ignored."""
     if not 0.0 < top_fraction <= 1.0:
         raise ValueError(f"response_entropy top_fraction must be in (0, 1], got {top_fraction}")
-    entropies = token_entropy(logits).detach()
+    entropies = entropies.detach().float()
     valid = mask.bool()
     lengths = valid.sum(-1)
     k = torch.clamp(torch.floor(lengths.double() * top_fraction).long(), min=1)
@@ -344,6 +355,54 @@ def response_entropy(logits: Tensor, mask: Tensor, top_fraction: float = 0.2) ->
     top_sum = torch.cumsum(ranked, dim=-1).gather(-1, (k - 1).clamp(max=ranked.shape[-1] - 1)[:, None])
     result = top_sum.squeeze(-1) / k.to(top_sum.dtype)
     return torch.where(lengths > 0, result, torch.zeros_like(result))
+
+
+def token_era_factors(
+    advantages: Tensor,
+    response_entropy: Tensor,
+    k: float = 2.0,
+    omega_low: float = 0.45,
+    omega_high: float = 3.0,
+    authors_code: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """Token-level ERA's per-token factors ``(s for the logits, s for the advantages)``, each
+    ``(B, T)`` fp32 (docs/era.md, section 3); :func:`token_era` applies them.
+
+    Per token, ``s = k`` if the response's entropy is below ``omega_low`` and ``A > 0``,
+    ``s = 1/k`` if it is above ``omega_high`` and ``A > 0``, else ``s = 1``. With
+    ``authors_code`` the logit rule tests the advantage truncated to an integer and the advantage
+    rule the float ``A > 0`` of the response's first token (the authors' code); otherwise both are
+    the same factor.
+    """
+    if k <= 0:
+        raise ValueError(f"token_era needs k > 0, got {k}")
+    if not omega_low <= omega_high:
+        raise ValueError(f"token_era needs omega_low <= omega_high, got {omega_low} > {omega_high}")
+    low = (response_entropy < omega_low)[:, None]
+    high = (response_entropy > omega_high)[:, None]
+
+    def factor(positive: Tensor) -> Tensor:
+        ones = torch.ones_like(advantages, dtype=torch.float32)
+        s = torch.where(low & positive, torch.full_like(ones, k), ones)
+        return torch.where(high & positive, torch.full_like(ones, 1.0 / k), s)
+
+    if authors_code:
+        return factor(advantages.trunc() > 0), factor((advantages[:, :1] > 0).expand_as(advantages))
+    logit_factor = factor(advantages > 0)
+    return logit_factor, logit_factor
+
+
+def apply_token_factor(values: Tensor, factor: Tensor, divide: bool = False) -> Tensor:
+    """``values · s`` (or ``values / s``) where ``s != 1``, the other entries bit-identical.
+
+    ``factor`` is ``(B, T)``; ``values`` is ``(B, T)`` (advantages) or ``(B, T, D)`` (logits, or
+    the hidden states a bias-free LM head maps to them: ``s·(W h) = W (s·h)``).
+    """
+    scaled = factor != 1.0
+    if values.dim() == factor.dim() + 1:
+        scaled, factor = scaled[..., None], factor[..., None]
+    factor = factor.to(values.dtype)
+    return torch.where(scaled, values / factor if divide else values * factor, values)
 
 
 def token_era(
@@ -359,8 +418,8 @@ def token_era(
     """Token-level ERA (docs/era.md, section 3): returns ``(s·z, A/s)``.
 
     Per token, ``s = k`` if the response's entropy is below ``omega_low`` and ``A > 0``,
-    ``s = 1/k`` if it is above ``omega_high`` and ``A > 0``, else ``s = 1``. Tokens with ``s = 1``
-    are returned bit-identical.
+    ``s = 1/k`` if it is above ``omega_high`` and ``A > 0``, else ``s = 1``
+    (:func:`token_era_factors`). Tokens with ``s = 1`` are returned bit-identical.
 
     Args:
         logits: ``(B, T, V)`` logits after temperature.
@@ -374,31 +433,9 @@ def token_era(
             after truncation to an integer (so only ``A >= 1`` scales logits), while the advantage
             rule tests the float ``A > 0`` of the response's first token.
     """
-    if k <= 0:
-        raise ValueError(f"token_era needs k > 0, got {k}")
-    if not omega_low <= omega_high:
-        raise ValueError(f"token_era needs omega_low <= omega_high, got {omega_low} > {omega_high}")
-    low = (response_entropy < omega_low)[:, None]
-    high = (response_entropy > omega_high)[:, None]
-
-    def factor(positive: Tensor) -> Tensor:
-        ones = torch.ones_like(advantages, dtype=torch.float32)
-        s = torch.where(low & positive, torch.full_like(ones, k), ones)
-        return torch.where(high & positive, torch.full_like(ones, 1.0 / k), s)
-
-    if authors_code:
-        logit_factor = factor(advantages.trunc() > 0)
-        adv_factor = factor((advantages[:, :1] > 0).expand_as(advantages))
-    else:
-        logit_factor = adv_factor = factor(advantages > 0)
-
-    scaled = logit_factor != 1.0
-    new_logits = torch.where(
-        scaled[..., None], logits * logit_factor[..., None].to(logits.dtype), logits
+    logit_factor, adv_factor = token_era_factors(
+        advantages, response_entropy, k=k, omega_low=omega_low, omega_high=omega_high, authors_code=authors_code
     )
-    new_advantages = advantages
-    if scale_advantages:
-        new_advantages = torch.where(
-            adv_factor != 1.0, advantages / adv_factor.to(advantages.dtype), advantages
-        )
+    new_logits = apply_token_factor(logits, logit_factor)
+    new_advantages = apply_token_factor(advantages, adv_factor, divide=True) if scale_advantages else advantages
     return new_logits, new_advantages

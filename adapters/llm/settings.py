@@ -24,6 +24,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "omega_high": 3.0,
         "scale_advantages": True,
         "authors_code": False,
+        # docs/llm.md, "Memory": TRL's chunked LM head instead of the B x T x V logits; same values
+        "era_path": "fused",
     },
 }
 
@@ -89,6 +91,7 @@ class LLMSettings:
     omega_high: float = 3.0
     scale_advantages: bool = True
     authors_code: bool = False
+    era_path: str = "fused"
 
 
 _ERA_ONLY = set(DEFAULTS["grpo-era"])
@@ -164,6 +167,9 @@ def _check_value(key: str, value: Any) -> None:
         _check(key, value, _is_number(value) and 0 < value <= 1, "a number in (0, 1]")
     elif key in ("scale_advantages", "authors_code"):
         _check(key, value, isinstance(value, bool), "true or false")
+    elif key == "era_path":
+        _check(key, value, value in ("fused", "logits"),
+               "fused (TRL's chunked LM head, bounded memory) or logits (the full B x T x V logits)")
     elif key == "model":
         _check(key, value, isinstance(value, str) and bool(value), "'tiny' or a hub model id / local folder")
     elif key == "model_dtype":

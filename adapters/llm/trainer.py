@@ -5,11 +5,11 @@ The seam (docs/llm.md): TRL's ``_compute_loss`` asks
 ``inputs["advantages"]`` only afterwards. :class:`ERAGRPOTrainer` overrides just those two methods:
 
 1. ``_compute_loss`` keeps a handle on (a copy of) the batch, then calls TRL's own loss;
-2. ``_get_per_token_logps_and_entropies`` builds the logits ``z`` (divided by the sampling
-   temperature), measures the response entropy on the *unmodified* ``z`` (mean of the top 20%
-   token entropies), applies :func:`adapters.era.token_era` (``s·z`` and ``A/s``), returns the
-   log-probs of ``softmax(s·z)`` and the unmodified token entropies, and writes ``A/s`` into the
-   batch, where TRL's loss reads it next.
+2. ``_get_per_token_logps_and_entropies`` measures the response entropy on the *unmodified* logits
+   ``z`` (divided by the sampling temperature; mean of the top 20% token entropies), applies
+   token-level ERA (``s·z`` and ``A/s``, :mod:`adapters.era`), returns the log-probs of
+   ``softmax(s·z)`` and the unmodified token entropies, and writes ``A/s`` into the batch, where
+   TRL's loss reads it next.
 
 So TRL's clipped objective, loss aggregation, KL term, entropy metric and logging all stay TRL's;
 with ``k = 1`` the loss and its gradients equal TRL's own (tests/adapters/llm/test_era_trainer.py).
@@ -20,12 +20,15 @@ the importance ratio starts at 1. Reference log-probs (``beta > 0``) are the ref
 plain ones and the KL term sees the ERA log-probs, as in the authors' actor. vLLM generation,
 MoE auxiliary losses and multimodal inputs are refused: they were not checked.
 
-Memory: unlike TRL's fused LM-head kernel, this path materialises the completion logits in fp32
-(``B x T x V`` floats, a few copies for log-softmax and entropy) per micro-batch: nothing for the
-toy's 17 tokens, about 2 GB per completion of 3k tokens for a 152k vocabulary, so keep the
-micro-batch small on 7B models (suites/llm-qwen-math.yaml uses 8 completions). A fused variant
-(``s·logits = W(s·h)`` for heads without bias or soft-capping; docs/llm.md) would remove
-that cost; it is not implemented.
+Memory (docs/llm.md, "Memory"): by default (``era_path="fused"``) the log-probs and entropies go
+through TRL's own chunked LM-head kernel, as plain GRPO's do, applied to ``s·h`` (a bias-free head
+gives ``s·logits = W(s·h)``) after a gradient-free entropy pass over the rows ERA could scale; the
+``B x T x V`` logits never exist, and peak memory and step time stay those of plain GRPO, up
+to the extra pass (measured by benchmarks/llm_memory.py; docs/llm.md, "Memory"). Heads the kernel cannot serve (a bias, soft-capping, a logit
+scale, PEFT, FSDP / DeepSpeed) fall back, with a logged reason, to ``era_path="logits"``: the full
+completion logits in fp32, a few copies per micro-batch (4.1 MiB per completion token at a
+152k vocabulary, measured), the reference the fused path is tested against
+(tests/adapters/llm/test_fused_era.py).
 
 This module imports TRL: set the ``HF_*_OFFLINE`` variables before importing it where no network
 is wanted (``adapters.llm`` does).
@@ -33,15 +36,29 @@ is wanted (``adapters.llm`` does).
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import torch
 from torch import Tensor
 from trl import GRPOTrainer
 
-from adapters.era import response_entropy, token_entropy, token_era
+from adapters.era import (
+    apply_token_factor,
+    response_entropy,
+    response_entropy_from_token_entropies,
+    token_entropy,
+    token_era,
+    token_era_factors,
+)
+from adapters.llm.fused import completion_hidden_states, fused_head_refusal, head_log_probs, selected_logits, topk_indices
 
-__all__ = ["ERAGRPOTrainer", "topk_log_probs", "AUTHORS_TOPK"]
+__all__ = ["ERAGRPOTrainer", "topk_log_probs", "renormalised_log_probs", "AUTHORS_TOPK", "ERA_PATHS"]
+
+_log = logging.getLogger(__name__)
+#: how the policy's ERA log-probs are computed (see ERAGRPOTrainer)
+ERA_PATHS = ("fused", "logits")
 
 #: the authors' ``topk=True`` scripts take log-probs from the renormalised top-20 logits
 AUTHORS_TOPK = 20
@@ -52,6 +69,12 @@ def topk_log_probs(logits: Tensor, ids: Tensor, k: int = AUTHORS_TOPK) -> Tensor
     """Log-probs ``(B, T)`` of ``ids`` under the renormalised top-``k`` of ``logits`` ``(B, T, V)``;
     a token outside the top ``k`` gets ``-1e4`` (the authors' ``logprobs_from_logits_topk``)."""
     values, indices = logits.topk(min(k, logits.shape[-1]), dim=-1)
+    return renormalised_log_probs(values, indices, ids)
+
+
+def renormalised_log_probs(values: Tensor, indices: Tensor, ids: Tensor) -> Tensor:
+    """Log-probs of ``ids`` ``(...)`` under the softmax of the top-k logit ``values`` ``(..., k)``
+    at vocabulary ``indices``; ``-1e4`` where ``ids`` is not among them."""
     log_p = torch.log_softmax(values.float(), dim=-1)
     hit = indices == ids[..., None]
     chosen = torch.where(hit, log_p, torch.zeros_like(log_p)).sum(-1)
@@ -68,6 +91,10 @@ class ERAGRPOTrainer(GRPOTrainer):
         authors_code: reproduce the authors' code: integer-truncated advantages in the logit rule
             and log-probs from the renormalised top-20 logits (docs/era.md, section 3, code quirks).
         top_fraction: the share of a response's tokens whose entropies are averaged (0.2).
+        era_path: ``"fused"`` (default): log-probs and entropies through TRL's chunked LM-head
+            kernel, never holding the ``B x T x V`` logits (:mod:`adapters.llm.fused`); heads it
+            cannot serve (a bias, soft-capping, ...) fall back to ``"logits"`` with a logged
+            reason. ``"logits"``: the full fp32 completion logits, the reference computation.
     """
 
     def __init__(
@@ -79,6 +106,7 @@ class ERAGRPOTrainer(GRPOTrainer):
         scale_advantages: bool = True,
         authors_code: bool = False,
         top_fraction: float = 0.2,
+        era_path: str = "fused",
         **kwargs: Any,
     ) -> None:
         if not era_k > 0:
@@ -87,6 +115,8 @@ class ERAGRPOTrainer(GRPOTrainer):
             raise ValueError(f"omega_low must be <= omega_high, got {omega_low} > {omega_high}")
         if not 0.0 < top_fraction <= 1.0:
             raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction}")
+        if era_path not in ERA_PATHS:
+            raise ValueError(f"era_path must be one of {', '.join(ERA_PATHS)}, got {era_path!r}")
         self.era_k = float(era_k)
         self.omega_low = float(omega_low)
         self.omega_high = float(omega_high)
@@ -105,6 +135,13 @@ class ERAGRPOTrainer(GRPOTrainer):
                 "ERAGRPOTrainer does not support MoE auxiliary losses: set "
                 "model_init_kwargs={'output_router_logits': False} or use a dense model"
             )
+        self.era_path = era_path
+        if era_path == "fused":
+            reason = fused_head_refusal(self.model, self)
+            if reason is not None:
+                _log.warning("ERAGRPOTrainer: the fused ERA path cannot serve this model: %s; using the "
+                             "full-logits path (B x T x V fp32 logits per micro-batch)", reason)
+                self.era_path = "logits"
 
     # ---------------------------------------------------------------- the two overridden seams
     def _compute_loss(self, model: Any, inputs: dict[str, Any]) -> Tensor:
@@ -179,6 +216,24 @@ class ERAGRPOTrainer(GRPOTrainer):
         log: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(log π'(a), H_t on the unmodified logits, A/s)`` for the completion tokens."""
+        token_advantages = advantages if advantages.dim() == 2 else advantages[:, None].expand(-1, logits_to_keep)
+        compute = self._era_fused if self.era_path == "fused" else self._era_full_logits
+        logps, entropies, resp_entropy, era_advantages = compute(
+            model, input_ids, attention_mask, logits_to_keep, mask, token_advantages
+        )
+        if log:
+            self._log_era(token_advantages, resp_entropy, mask)
+        return logps, entropies, era_advantages
+
+    def _era_settings(self) -> dict[str, Any]:
+        return dict(k=self.era_k, omega_low=self.omega_low, omega_high=self.omega_high,
+                    authors_code=self.authors_code)
+
+    def _era_full_logits(
+        self, model: Any, input_ids: Tensor, attention_mask: Tensor, logits_to_keep: int, mask: Tensor,
+        token_advantages: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The reference path: ERA on the full completion logits ``(B, T, V)`` in fp32."""
         with self.accelerator.autocast():
             outputs = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=logits_to_keep + 1)
         # position t predicts token t+1: drop the last position's logits
@@ -186,25 +241,76 @@ class ERAGRPOTrainer(GRPOTrainer):
         ids = input_ids[:, -logits_to_keep:]
         entropies = token_entropy(logits)  # on the unmodified logits: TRL's entropy metric stays true
         resp_entropy = response_entropy(logits, mask, self.top_fraction)
-        token_advantages = advantages if advantages.dim() == 2 else advantages[:, None].expand(-1, logits_to_keep)
-        era_kwargs = dict(
-            k=self.era_k, omega_low=self.omega_low, omega_high=self.omega_high,
-            scale_advantages=self.scale_advantages, authors_code=self.authors_code,
+        era_logits, era_advantages = token_era(
+            logits, token_advantages, resp_entropy, scale_advantages=self.scale_advantages, **self._era_settings()
         )
-        era_logits, era_advantages = token_era(logits, token_advantages, resp_entropy, **era_kwargs)
         if self.authors_code:
             logps = topk_log_probs(era_logits, ids)
         else:
             logps = torch.log_softmax(era_logits, dim=-1).gather(-1, ids[..., None]).squeeze(-1)
-        if log:
-            self._log_era(token_advantages, resp_entropy, mask, era_kwargs)
-        return logps, entropies, era_advantages
+        return logps, entropies, resp_entropy, era_advantages
+
+    def _era_fused(
+        self, model: Any, input_ids: Tensor, attention_mask: Tensor, logits_to_keep: int, mask: Tensor,
+        token_advantages: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The same values through TRL's chunked LM-head kernel, never holding the logits.
+
+        The factor s of a response needs the entropies of all its tokens first, so the rows whose
+        tokens ERA could scale get a gradient-free entropy pass; then one pass over every token
+        on ``s·h`` (``s·W h = W(s·h)``, bias-free head) gives the log-probs, with gradients, and
+        the entropies of the rows left unscaled (their ``s·h`` is ``h``, bit for bit).
+        """
+        unwrapped = self.accelerator.unwrap_model(model)
+        head = unwrapped.get_output_embeddings()
+        cast = bool(getattr(self.args, "cast_lm_head_to_fp32", False))
+        # the entropy bonus differentiates the entropies; otherwise they are metrics and masks only
+        entropy_grad = torch.is_grad_enabled() and bool(getattr(self, "_entropy_bonus_enabled", False))
+        settings = self._era_settings()
+        with self.accelerator.autocast():
+            hidden = completion_hidden_states(model, unwrapped.base_model, input_ids, attention_mask, logits_to_keep)
+            ids = input_ids[:, -logits_to_keep:]
+            valid = attention_mask[:, -logits_to_keep:].bool()  # the tokens TRL's fused head scores
+            zeros = hidden.new_zeros(valid.shape, dtype=torch.float32)
+
+            def score(rows: Tensor, factor: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                states = hidden[rows] if factor is None else apply_token_factor(hidden[rows], factor[rows])
+                logps, entropies = head_log_probs(states, head, ids[rows], self.temperature, cast)
+                return zeros.masked_scatter(rows, logps), zeros.masked_scatter(rows, entropies)
+
+            if self.authors_code:
+                with torch.set_grad_enabled(entropy_grad):
+                    entropies = score(valid)[1]
+                resp_entropy = response_entropy_from_token_entropies(entropies, mask, self.top_fraction)
+                logit_factor, adv_factor = token_era_factors(token_advantages, resp_entropy, **settings)
+                states = hidden[valid]
+                indices = topk_indices(states, head.weight, AUTHORS_TOPK, cast)
+                values = selected_logits(states, head.weight, indices) / self.temperature
+                values = apply_token_factor(values, logit_factor[valid])
+                logps = zeros.masked_scatter(valid, renormalised_log_probs(values, indices, ids[valid]))
+            else:
+                below_any_band = torch.full_like(zeros[:, 0], -math.inf)
+                could_scale = ((token_era_factors(token_advantages, below_any_band, **settings)[0] != 1.0)
+                               & valid).any(-1)
+                first = zeros
+                if bool(could_scale.any()):
+                    with torch.set_grad_enabled(entropy_grad):
+                        first = score(valid & could_scale[:, None])[1]
+                logit_factor = token_era_factors(
+                    token_advantages, response_entropy_from_token_entropies(first, mask, self.top_fraction),
+                    **settings,
+                )[0]
+                logps, second = score(valid, logit_factor)
+                entropies = torch.where(could_scale[:, None], first, second)
+                resp_entropy = response_entropy_from_token_entropies(entropies, mask, self.top_fraction)
+                adv_factor = token_era_factors(token_advantages, resp_entropy, **settings)[1]
+        era_advantages = (apply_token_factor(token_advantages, adv_factor, divide=True)
+                          if self.scale_advantages else token_advantages)
+        return logps, entropies, resp_entropy, era_advantages
 
     @torch.no_grad()
-    def _log_era(self, advantages: Tensor, resp_entropy: Tensor, mask: Tensor, era_kwargs: dict) -> None:
-        # token_era on unit logits returns the per-token logit factor s itself (k, 1 or 1/k)
-        unit = torch.ones(*advantages.shape, 1, dtype=torch.float32, device=advantages.device)
-        factor = token_era(unit, advantages, resp_entropy, **era_kwargs)[0][..., 0]
+    def _log_era(self, advantages: Tensor, resp_entropy: Tensor, mask: Tensor) -> None:
+        factor = token_era_factors(advantages, resp_entropy, **self._era_settings())[0]
         valid = mask.bool()
         count = valid.sum().clamp(min=1)
         mode = "train" if self.model.training else "eval"

@@ -182,7 +182,8 @@ def _build_trainer(spec: TrialSpec, settings: LLMSettings, problem: _Problem, ou
 
         trainer = epoch_seeded(ERAGRPOTrainer)(
             era_k=settings.era_k, omega_low=settings.omega_low, omega_high=settings.omega_high,
-            scale_advantages=settings.scale_advantages, authors_code=settings.authors_code, **kwargs,
+            scale_advantages=settings.scale_advantages, authors_code=settings.authors_code,
+            era_path=settings.era_path, **kwargs,
         )
     from transformers import PrinterCallback
 

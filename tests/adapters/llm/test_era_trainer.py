@@ -148,8 +148,10 @@ def test_era_loss_equals_hand_computed_value(tmp_path, task):
     assert float(loss) == pytest.approx(total / count, rel=1e-5, abs=1e-6)
 
 
-def test_era_touches_only_positive_tokens_outside_the_band(tmp_path, task):
-    trainer = make_trainer(tmp_path, task, era_k=2.0)
+@pytest.mark.parametrize("era_path", ["fused", "logits"])
+def test_era_touches_only_positive_tokens_outside_the_band(tmp_path, task, era_path):
+    trainer = make_trainer(tmp_path, task, era_k=2.0, era_path=era_path)
+    assert trainer.era_path == era_path
     batch = fixed_batch(task)
     logits = completion_logits(trainer.model, batch).float()
     mask = batch["completion_mask"]
@@ -162,22 +164,23 @@ def test_era_touches_only_positive_tokens_outside_the_band(tmp_path, task):
         logps, entropies, advantages = trainer._era_log_probs(
             trainer.model, ids, attention, 3, mask, batch["advantages"], log=True)
 
+    on = mask.bool()  # padding: the fused path scores nothing there (0, as TRL's own head)
     for b in range(4):
         if b == low:
             expected = torch.log_softmax(2.0 * logits[b], -1).gather(-1, batch["completion_ids"][b, :, None]).squeeze(-1)
-            assert torch.allclose(logps[b], expected, atol=1e-6)
+            assert torch.allclose(logps[b][on[b]], expected[on[b]], atol=1e-6)
             assert not torch.allclose(logps[b], plain[b], atol=1e-3)
             assert torch.equal(advantages[b], batch["advantages"][b].expand(3) / 2.0)
         elif b == high:
             expected = torch.log_softmax(0.5 * logits[b], -1).gather(-1, batch["completion_ids"][b, :, None]).squeeze(-1)
-            assert torch.allclose(logps[b], expected, atol=1e-6)
+            assert torch.allclose(logps[b][on[b]], expected[on[b]], atol=1e-6)
             assert torch.equal(advantages[b], batch["advantages"][b].expand(3) * 2.0)
         else:  # negative advantage, or inside the band: bit for bit
             assert torch.equal(logps[b], plain[b])
             assert torch.equal(advantages[b], batch["advantages"][b].expand(3))
     # entropies come from the unmodified logits, and the logged shares count tokens
     unmodified = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1)
-    assert torch.allclose(entropies, unmodified, atol=1e-6)
+    assert torch.allclose(entropies[on], unmodified[on], atol=1e-6)
     metrics = trainer._metrics["train"]
     assert metrics["era/frac_scaled_up"][-1] == pytest.approx(float(mask[low].sum() / mask.sum()))
     assert metrics["era/frac_scaled_down"][-1] == pytest.approx(float(mask[high].sum() / mask.sum()))
@@ -185,8 +188,9 @@ def test_era_touches_only_positive_tokens_outside_the_band(tmp_path, task):
 
 def test_gradient_identity_through_trl_loss(tmp_path, task):
     """Spec section 3: with A' = A/s, the gradient of the loss on the raw logits is
-    -A (e_a - softmax(s z)) / (N T) per token; the factor s cancels."""
-    trainer = make_trainer(tmp_path, task, era_k=2.0)
+    -A (e_a - softmax(s z)) / (N T) per token; the factor s cancels. On the full-logits path, whose
+    raw logits a hook can see; test_fused_era.py shows the fused path's gradients equal these."""
+    trainer = make_trainer(tmp_path, task, era_k=2.0, era_path="logits")
     batch = fixed_batch(task)  # no old log-probs: ratio 1, TRL's default set-up
     logits = completion_logits(trainer.model, batch)
     mask = batch["completion_mask"]
@@ -274,6 +278,7 @@ def test_authors_code_truncates_advantages_in_the_logit_rule(tmp_path, task):
     """Spec section 3, code quirks: logits are scaled only where int(A) > 0, advantages wherever
     A > 0; log-probs from the renormalised top-20 (the whole 17-token vocabulary here)."""
     trainer = make_trainer(tmp_path, task, era_k=2.0, omega_low=50.0, omega_high=60.0, authors_code=True)
+    assert trainer.era_path == "fused"
     batch = fixed_batch(task)
     advantages = torch.tensor([1.5, 0.7, -0.4, 2.9])  # every response is below omega_low = 50
     mask = batch["completion_mask"]
@@ -285,5 +290,6 @@ def test_authors_code_truncates_advantages_in_the_logit_rule(tmp_path, task):
     targets = batch["completion_ids"]
     for b, (logit_factor, adv_factor) in enumerate([(2.0, 2.0), (1.0, 2.0), (1.0, 1.0), (2.0, 2.0)]):
         expected = topk_log_probs(logit_factor * logits[b:b + 1], targets[b:b + 1])[0]
-        assert torch.allclose(logps[b], expected, atol=1e-6), b
+        on = mask[b].bool()  # padding: the fused path scores nothing there
+        assert torch.allclose(logps[b][on], expected[on], atol=1e-6), b
         assert torch.allclose(scaled[b], advantages[b] / adv_factor), b
