@@ -6,7 +6,7 @@ import torch
 
 from adapters.errors import ConfigError
 
-__all__ = ["select_device", "device_name"]
+__all__ = ["select_device", "apply_torch_threads", "device_name"]
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -36,3 +36,16 @@ def device_name(requested: str = "auto") -> str:
         return str(device)
     index = device.index if device.index is not None else torch.cuda.current_device()
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
+
+
+def apply_torch_threads(wanted: int | None, device: torch.device) -> int | None:
+    """Set torch's CPU threads for a trial: ``wanted``, or 1 on the CPU unless ``OMP_NUM_THREADS`` is set
+    (Ray sets it per trial; small networks gain little from intra-op threads, and trials sharing cores
+    with multi-threaded torch ran 15x slower). Returns the previous count to restore, or ``None``."""
+    import os
+
+    if wanted is None and (device.type != "cpu" or "OMP_NUM_THREADS" in os.environ):
+        return None
+    previous = torch.get_num_threads()
+    torch.set_num_threads(wanted or 1)
+    return previous

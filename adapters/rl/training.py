@@ -12,7 +12,6 @@ multi-threaded torch ran 15x slower here.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -87,13 +86,7 @@ def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
             torch.set_num_threads(threads)
 
 
-def _torch_threads(settings: RLSettings, device: Any) -> int | None:
-    """Apply the trial's torch CPU threads; returns the previous count to restore, or ``None``."""
-    import torch
+def _torch_threads(settings: Any, device: Any) -> int | None:  # the trial's CPU threads
+    from adapters.device import apply_torch_threads
 
-    wanted = settings.torch_threads
-    if wanted is None and (device.type != "cpu" or "OMP_NUM_THREADS" in os.environ):
-        return None
-    previous = torch.get_num_threads()
-    torch.set_num_threads(wanted or 1)
-    return previous
+    return apply_torch_threads(settings.torch_threads, device)

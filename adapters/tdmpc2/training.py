@@ -12,7 +12,6 @@ update's squashed prior entropy.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -110,14 +109,7 @@ def _check_finite(spec: TrialSpec, run: Run, step: int) -> None:
         )
 
 
-def _torch_threads(settings: TDMPC2Settings, device: Any) -> int | None:
-    """Apply the trial's torch CPU threads (1 on the CPU unless set or ``OMP_NUM_THREADS`` is);
-    returns the previous count to restore, or ``None``."""
-    import torch
+def _torch_threads(settings: Any, device: Any) -> int | None:  # the trial's CPU threads
+    from adapters.device import apply_torch_threads
 
-    wanted = settings.torch_threads
-    if wanted is None and (device.type != "cpu" or "OMP_NUM_THREADS" in os.environ):
-        return None
-    previous = torch.get_num_threads()
-    torch.set_num_threads(wanted or 1)
-    return previous
+    return apply_torch_threads(settings.torch_threads, device)
