@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from adapters.errors import ConfigError
 
-__all__ = ["select_device", "apply_torch_threads", "device_name"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["check_device", "select_device", "apply_torch_threads", "device_name"]
 
 
-def select_device(requested: str = "auto") -> torch.device:
+def check_device(requested: str = "auto") -> None:
+    """What :func:`select_device` would refuse, checked without importing torch unless the answer
+    needs it (a CUDA device: is one visible?)."""
+    if requested not in ("auto", "cpu"):
+        select_device(requested)
+
+
+def select_device(requested: str = "auto") -> "torch.device":
     """Resolve ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` to a device.
 
     ``"auto"`` picks CUDA only when a GPU is visible to this process, so suites need no change
@@ -17,6 +27,8 @@ def select_device(requested: str = "auto") -> torch.device:
     ``CUDA_VISIBLE_DEVICES``); Ray leaves that variable alone for a trial given none, so suite
     trials asking for no GPU run with ``"cpu"`` (``harness.suite.expansion``).
     """
+    import torch
+
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if requested.startswith("cuda") and not torch.cuda.is_available():
@@ -31,6 +43,8 @@ def select_device(requested: str = "auto") -> torch.device:
 
 def device_name(requested: str = "auto") -> str:
     """Where ``requested`` runs in this process, for provenance: ``cpu`` or ``cuda:0 (NVIDIA H200)``."""
+    import torch
+
     device = select_device(requested)
     if device.type != "cuda":
         return str(device)
@@ -38,11 +52,13 @@ def device_name(requested: str = "auto") -> str:
     return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
 
 
-def apply_torch_threads(wanted: int | None, device: torch.device) -> int | None:
+def apply_torch_threads(wanted: int | None, device: "torch.device") -> int | None:
     """Set torch's CPU threads for a trial: ``wanted``, or 1 on the CPU unless ``OMP_NUM_THREADS`` is set
     (Ray sets it per trial; small networks gain little from intra-op threads, and trials sharing cores
     with multi-threaded torch ran 15x slower). Returns the previous count to restore, or ``None``."""
     import os
+
+    import torch
 
     if wanted is None and (device.type != "cpu" or "OMP_NUM_THREADS" in os.environ):
         return None

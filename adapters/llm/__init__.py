@@ -31,7 +31,16 @@ redoes the warm-up.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from adapters.llm.settings import DEFAULTS, TASKS, LLMSettings, parse_task, resolve_settings, validate
-from adapters.llm.training import run
+from adapters.trial import EvalRecord, TrialCheckpoint, TrialSpec
 
 __all__ = ["DEFAULTS", "TASKS", "LLMSettings", "resolve_settings", "parse_task", "validate", "run"]
+
+
+def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
+    """Train and evaluate (imports torch, transformers and TRL only now)."""
+    from adapters.llm.training import run as _run
+
+    return _run(spec, checkpoint)

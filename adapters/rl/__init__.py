@@ -20,14 +20,22 @@ One module per concern: ``settings`` (what each algorithm accepts), ``model`` (b
 from __future__ import annotations
 
 from adapters.rl.protocol import EnvProtocol, default_eval_episodes
+from collections.abc import Iterator
+
 from adapters.rl.settings import ERA_SETTINGS, describe, resolve_settings, validate
-from adapters.rl.training import run
-from adapters.trial import TrialSpec
+from adapters.trial import EvalRecord, TrialCheckpoint, TrialSpec
 
 __all__ = [
     "ERA_SETTINGS", "validate", "run", "describe", "resolve_settings", "default_eval_episodes",
     "environment_protocol",
 ]
+
+
+def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
+    """Train and evaluate (imports torch and SB3 only now: validating a suite needs neither)."""
+    from adapters.rl.training import run as _run
+
+    return _run(spec, checkpoint)
 
 
 def environment_protocol(spec: TrialSpec) -> EnvProtocol:

@@ -20,7 +20,6 @@ anything runs. On top of them:
 from __future__ import annotations
 
 import collections.abc
-import functools
 import inspect
 import math
 import types
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.errors import ConfigError, SettingError, unknown_name
+from adapters.facts import library_fact
 from adapters.registry import algorithm
 from adapters.rl.protocol import PROTOCOL_SETTINGS, EnvProtocol, default_eval_every, env_protocol
 from adapters.trial import TrialSpec
@@ -158,15 +158,50 @@ def sb3_class(algo: str) -> type:
     return getattr(stable_baselines3, _class_name(algo))
 
 
-@functools.cache
-def _sb3_parameters(class_name: str) -> Mapping[str, inspect.Parameter]:
+@library_fact("stable-baselines3", "torch", "gymnasium")
+def _sb3_signature(class_name: str) -> dict[str, dict[str, Any]]:
+    """SB3's ``class_name.__init__`` as plain data: each keyword's annotation (:func:`_annotation`)
+    and, where it is plain data, its default. Remembered between processes (``adapters.facts``), so
+    checking settings needs no import of SB3 (and torch) once a machine has asked."""
     import stable_baselines3
 
     init = getattr(stable_baselines3, class_name).__init__
     try:
-        return inspect.signature(init, eval_str=True).parameters
+        parameters = inspect.signature(init, eval_str=True).parameters
     except (NameError, TypeError):  # an annotation that does not resolve: those parameters take anything
-        return inspect.signature(init).parameters
+        parameters = inspect.signature(init).parameters
+    signature = {}
+    for name, parameter in parameters.items():
+        entry: dict[str, Any] = {"annotation": _annotation(parameter.annotation)}
+        if parameter.default is not inspect.Parameter.empty and _plain(parameter.default):
+            entry["default"] = parameter.default
+        signature[name] = entry
+    return signature
+
+
+def _plain(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, str)) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _annotation(annotation: Any) -> Any:
+    """A typing annotation as plain data: ``"any"``, ``"none"``, ``"bool"``, ``"int"``, ``"float"``,
+    ``"str"``, ``"callable"``, ``{"union": [...]}``, ``{"tuple": [...]}`` or ``{"class": "module.Name"}``."""
+    origin = typing.get_origin(annotation)
+    if annotation in (inspect.Parameter.empty, Any) or isinstance(annotation, (str, typing.ForwardRef)):
+        return "any"
+    if origin in (typing.Union, types.UnionType):
+        return {"union": [_annotation(a) for a in typing.get_args(annotation)]}
+    if annotation is type(None):
+        return "none"
+    for kind in (bool, int, float, str):
+        if annotation is kind:
+            return kind.__name__
+    if origin is collections.abc.Callable:
+        return "callable"
+    if origin is tuple:
+        return {"tuple": [_annotation(a) for a in typing.get_args(annotation)]}
+    kind = origin if origin is not None else annotation
+    return {"class": f"{kind.__module__}.{kind.__qualname__}"} if isinstance(kind, type) else "any"
 
 
 def _positive_number(text: str) -> bool:
@@ -180,51 +215,58 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _members(annotation: Any) -> tuple[Any, ...]:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return typing.get_args(annotation)
-    return (annotation,)
+def _members(annotation: Any) -> list[Any]:
+    if isinstance(annotation, dict) and "union" in annotation:
+        return list(annotation["union"])
+    return [annotation]
+
+
+def _is_instance(value: Any, class_name: str) -> bool:
+    """``isinstance`` by name: the class need not be imported (a suite's values are plain data)."""
+    return any(f"{c.__module__}.{c.__qualname__}" == class_name for c in type(value).__mro__)
 
 
 def _accepts(member: Any, key: str, value: Any, bounds: _Range | None) -> bool:
-    """Whether ``value`` is one ``member`` of SB3's annotation, within the documented range."""
-    origin = typing.get_origin(member)
-    if member in (inspect.Parameter.empty, Any) or isinstance(member, (str, typing.ForwardRef)):
+    """Whether ``value`` is one ``member`` of SB3's annotation (:func:`_annotation`), within the
+    documented range."""
+    if member == "any":
         return True
-    if member is type(None):
+    if member == "none":
         return value is None
-    if member is bool:
+    if member == "bool":
         return isinstance(value, bool)
-    if member in (int, float):
-        number = _is_number(value) if member is float else isinstance(value, int) and not isinstance(value, bool)
+    if member in ("int", "float"):
+        number = _is_number(value) if member == "float" else isinstance(value, int) and not isinstance(value, bool)
         return number and (bounds is None or bounds.holds(value))
-    if member is str:
+    if member == "str":
         choices = _STRINGS.get(key)
         return isinstance(value, str) and (choices is None or choices[1](value))
-    if origin is collections.abc.Callable:
+    if member == "callable":
         return callable(value)  # a schedule, given from Python; a suite cannot write one
-    if origin is tuple:
-        args = typing.get_args(member)
+    if isinstance(member, dict) and "tuple" in member:
+        args = member["tuple"]
         return (isinstance(value, (list, tuple)) and len(value) == len(args)
                 and all(_accepts(a, key, v, bounds) for a, v in zip(args, value)))
-    if origin is not None:
-        return isinstance(value, origin)
-    return isinstance(value, member) if isinstance(member, type) else True
+    if isinstance(member, dict) and "union" in member:
+        return any(_accepts(m, key, value, bounds) for m in member["union"])
+    if isinstance(member, dict) and "class" in member:
+        return _is_instance(value, member["class"])
+    return True
 
 
-def _wanted(members: tuple[Any, ...], key: str, bounds: _Range | None) -> str:
+def _wanted(members: list[Any], key: str, bounds: _Range | None) -> str:
     """What a suite may write for a parameter annotated with ``members``, in words."""
     parts = []
-    if float in members or int in members:
-        parts.append((bounds or _Range()).text(integer=float not in members))
-    if bool in members:
+    if "float" in members or "int" in members:
+        parts.append((bounds or _Range()).text(integer="float" not in members))
+    if "bool" in members:
         parts.append("true or false")
-    if str in members:
+    if "str" in members:
         parts.append(_STRINGS.get(key, ("a string",))[0])
     for member in members:
-        if typing.get_origin(member) is tuple:
-            parts.append("[" + ", ".join(_wanted((a,), key, bounds) for a in typing.get_args(member)) + "]")
-    if type(None) in members:
+        if isinstance(member, dict) and "tuple" in member:
+            parts.append("[" + ", ".join(_wanted([a], key, bounds) for a in member["tuple"]) + "]")
+    if "none" in members:
         parts.append("null")
     items = [item for part in parts for item in (part.split(" or ") if part[0] != "[" else [part])]
     return ", ".join(items[:-1]) + f" or {items[-1]}" if len(items) > 1 else (items[0] if items else "plain data")
@@ -232,26 +274,24 @@ def _wanted(members: tuple[Any, ...], key: str, bounds: _Range | None) -> str:
 
 def _check_sb3_value(algo: str, key: str, value: Any, settings: Mapping[str, Any]) -> None:
     """Refuse a value SB3 would reject, or take and misbehave on, from its signature and documented range."""
-    parameter = _sb3_parameters(_class_name(algo)).get(key)
+    parameter = _sb3_signature(_class_name(algo)).get(key)
     if parameter is None:
         return
     bounds = _RANGES.get(key)
     if key in ("n_steps", "batch_size") and _class_name(algo) == "PPO" and settings.get("normalize_advantage", True):
         bounds = _PPO_NORMALIZED
-    members = _members(parameter.annotation)
+    members = _members(parameter["annotation"])
     if not any(_accepts(member, key, value, bounds) for member in members):
         raise SettingError(f"setting {key} of {algo} must be {_wanted(members, key, bounds)}, got {value!r}", key)
 
 
 def _allowed_sb3_keys(algo: str) -> set[str]:
-    keys = set(_sb3_parameters(_class_name(algo))) - _RESERVED
+    keys = set(_sb3_signature(_class_name(algo))) - _RESERVED
     return keys - set(_ERA_REFUSED) if algorithm(algo).era else keys
 
 
 def resolve_settings(spec: TrialSpec) -> RLSettings:
     """Check ``spec.settings`` against what the algorithm accepts and split it by consumer."""
-    from adapters.rl.policies import check_era_kwargs
-
     _check_family(spec.algo)
     era_defaults = ERA_SETTINGS.get(spec.algo, {})
     sb3_keys = _allowed_sb3_keys(spec.algo)
@@ -295,10 +335,19 @@ def resolve_settings(spec: TrialSpec) -> RLSettings:
                 f"or 'total' (about delta_lr), got {scale!r}"
             )
         settings.delta_per_dim_lr = scale == "per_dim"
-        check_era_kwargs(**era)
+        _check_era_kwargs(**era)
         settings.era = era
     settings.protocol = env_protocol(spec.task, protocol)
     return settings
+
+
+@library_fact("stable-baselines3", "torch")
+def _check_era_kwargs(**era: Any) -> bool:
+    """:func:`adapters.rl.policies.check_era_kwargs`, remembered once it passes (``adapters.facts``)."""
+    from adapters.rl.policies import check_era_kwargs
+
+    check_era_kwargs(**era)
+    return True
 
 
 def _is_sac(algo: str) -> bool:
@@ -328,7 +377,7 @@ def rollout_steps(spec: TrialSpec) -> int | None:
     ``None`` for SAC, which can stop after any step."""
     if _class_name(spec.algo) != "PPO":
         return None
-    return spec.settings.get("n_steps", _sb3_parameters("PPO")["n_steps"].default) * N_ENVS
+    return spec.settings.get("n_steps", _sb3_signature("PPO")["n_steps"]["default"]) * N_ENVS
 
 
 def eval_every(spec: TrialSpec) -> int:
@@ -384,7 +433,7 @@ def _n_steps_that_fit(steps: int, n_steps: int) -> list[int]:
 
 def validate(spec: TrialSpec) -> None:
     """Check algorithm, task, settings and device without building an environment or a model."""
-    from adapters.device import select_device
+    from adapters.device import check_device
     from adapters.rl.envs import validate_task
 
     _check_family(spec.algo)
@@ -397,7 +446,7 @@ def validate(spec: TrialSpec) -> None:
     resolve_settings(spec)
     validate_task(spec.task)
     _check_rollouts(spec)
-    select_device(spec.device)
+    check_device(spec.device)
 
 
 #: SB3's default networks and activation per algorithm class (its policies' defaults)

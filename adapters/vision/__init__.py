@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.trial.checkpoint import TrialCheckpoint
-from adapters.device import select_device
+from adapters.device import check_device
 from adapters.errors import ConfigError
+from adapters.facts import library_fact
 from adapters.trial import EvalRecord, TrialSpec
 from adapters.vision.settings import DEFAULTS, RECIPES, VisionSettings, allowed_settings, resolve_settings
 
@@ -43,9 +44,7 @@ STATE_FILE = "state.pt"
 def validate(spec: TrialSpec) -> None:
     """Check algorithm, settings, task data, architecture and device without training (no image
     is read and no weight allocated: the architecture is checked on the meta device)."""
-    from adapters.vision.data import check_task_data, parse_task
-    from adapters.vision.models import check_architecture
-    from adapters.vision.training import era_module
+    from adapters.vision.tasks import check_task_data, parse_task
 
     settings = resolve_settings(spec)
     if int(spec.budget) < 1:
@@ -54,12 +53,32 @@ def validate(spec: TrialSpec) -> None:
         raise ConfigError(f"eval_every counts epochs: give at least 1, got {spec.eval_every}")
     classes = check_task_data(parse_task(spec.task), settings.data_path, settings.download)
     if spec.algo == "resnet-era":
-        era_module(settings, len(classes))
-    check_architecture(
+        _check_era_head(len(classes), settings.min_entropy, settings.tau, settings.inverse)
+    _check_architecture(
         settings.architecture, len(classes), settings.image_size, settings.cifar_stem,
-        head=spec.algo in ("resnet-era", "resnet-dropout"),
+        spec.algo in ("resnet-era", "resnet-dropout"),
     )
-    select_device(spec.device)
+    check_device(spec.device)
+
+
+@library_fact("torch")
+def _check_era_head(num_classes: int, min_entropy: float, tau: float, inverse: str) -> bool:
+    """Whether ``SoftmaxERA`` takes the trial's floor (a ``ConfigError`` if not), remembered once it
+    does (``adapters.facts``: a warm machine validates without importing torch)."""
+    from adapters.vision.training import softmax_era
+
+    softmax_era(num_classes, min_entropy, tau, inverse)
+    return True
+
+
+@library_fact("torch", "torchvision")
+def _check_architecture(architecture: str, num_classes: int, image_size: int, cifar_stem: bool | None,
+                        head: bool) -> bool:
+    """:func:`adapters.vision.models.check_architecture`, remembered once it passes."""
+    from adapters.vision.models import check_architecture
+
+    check_architecture(architecture, num_classes, image_size, cifar_stem, head=head)
+    return True
 
 
 def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:

@@ -134,7 +134,7 @@ def resolve_settings(spec: TrialSpec) -> VisionSettings:
         raise unknown_name("vision algorithm", spec.algo, DEFAULTS)
     settings: Mapping[str, Any] = spec.settings or {}
     check_known_settings(spec.algo, settings, allowed_settings(spec.algo))
-    from adapters.vision.data import parse_task
+    from adapters.vision.tasks import parse_task
 
     values = {**RECIPES[parse_task(spec.task).kind], **DEFAULTS[spec.algo], **settings}
     if values.get("cifar_stem") == "auto":

@@ -31,10 +31,15 @@ _EVAL_BATCH = 256
 
 def era_module(settings: VisionSettings, num_classes: int) -> nn.Module:
     """``SoftmaxERA`` with the trial's floor; a floor outside its domain is a ConfigError."""
+    return softmax_era(num_classes, settings.min_entropy, settings.tau, settings.inverse)
+
+
+def softmax_era(num_classes: int, min_entropy: float, tau: float, inverse: str) -> nn.Module:
+    """``SoftmaxERA(num_classes, min_entropy, tau, inverse)``, its ``ValueError`` as a ConfigError."""
     from adapters.era import SoftmaxERA
 
     try:
-        return SoftmaxERA(num_classes, settings.min_entropy, settings.tau, settings.inverse)
+        return SoftmaxERA(num_classes, min_entropy, tau, inverse)
     except ValueError as error:
         raise ConfigError(f"setting min_entropy: {error}") from error
 

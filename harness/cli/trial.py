@@ -16,9 +16,6 @@ from adapters.errors import ConfigError, EraError, MissingDependencyError
 from adapters.registry import ALGORITHMS, budget_unit, default_eval_episodes
 from adapters.trial import TrialSpec, run_trial, validate_trial
 from harness.errors import EXIT_FAILED, EXIT_OK, command_error, error_line
-from harness.store import TrialState, write_trial_tables
-from harness.store.provenance import code_version, environment
-from harness.suite import Trial
 
 __all__ = ["add_parser", "parse_settings"]
 
@@ -81,6 +78,10 @@ def _spec_from_args(args: argparse.Namespace) -> TrialSpec:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from harness.store import TrialState, write_trial_tables
+    from harness.store.provenance import code_version, environment
+    from harness.suite import Trial
+
     try:
         spec = _spec_from_args(args)
         validate_trial(spec)
