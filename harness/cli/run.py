@@ -50,6 +50,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--report-dir", type=Path, default=None, metavar="DIR",
                         help="where the report goes (default reports/<suite name>/)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="start Ray's dashboard with the local Ray (http://127.0.0.1:8265); off by default, "
+                             "as a local run does not need it (a cluster has its own)")
     parser.add_argument("--progress-every", type=float, default=30.0, metavar="S",
                         help="print a progress summary every S seconds (default 30)")
     parser.set_defaults(handler=run_command)
@@ -77,6 +80,9 @@ def run_command(args: argparse.Namespace) -> int:
         return command_error("run", f"--num-cpus must be at least 1, got {args.num_cpus}")
     if args.num_cpus is not None and args.address:
         return command_error("run", "--num-cpus sizes the Ray started here; a cluster (--address) has its own")
+    if args.dashboard and args.address:
+        return command_error("run", "--dashboard starts the dashboard of the Ray started here; a cluster "
+                                    "(--address) serves its own (ray dashboard, or port 8265 on its head)")
     try:
         suite, trials = load_and_expand(args.suite)
     except (ConfigError, MissingDependencyError) as error:
@@ -89,7 +95,7 @@ def run_command(args: argparse.Namespace) -> int:
     options = RunOptions(
         out=out, address=args.address, resume=args.resume, max_concurrent=args.max_concurrent,
         num_cpus=args.num_cpus, storage=args.storage, wandb_project=args.wandb, mlflow_uri=args.mlflow,
-        progress_interval_s=args.progress_every,
+        progress_interval_s=args.progress_every, dashboard=args.dashboard,
     )
     resume = f"era run {args.suite} --out {Path(out).resolve()} --resume"
     try:

@@ -49,6 +49,8 @@ class RunOptions:
     wandb_project: str | None = None
     mlflow_uri: str | None = None
     progress_interval_s: float = 30.0
+    #: start Ray's dashboard with a local Ray (a cluster, ``address``, serves its own)
+    dashboard: bool = False
 
 
 @dataclass
@@ -149,26 +151,48 @@ def _cluster_runtime_env() -> dict[str, Any] | None:
     return env
 
 
-def _start_ray(options: RunOptions) -> bool:
-    """Start (or join) Ray; returns whether this call started it (and so must shut it down)."""
+def _start_ray(options: RunOptions) -> str | None:
+    """Start (or join) Ray; returns the dashboard's URL when this call started a local Ray with it."""
     import ray
 
     if ray.is_initialized():
-        return False
+        return None
     try:
         if options.address:
             ray.init(address=options.address, runtime_env=_cluster_runtime_env(), log_to_driver=False,
                      logging_level=logging.WARNING)
-        else:
-            ray.init(address="local", num_cpus=options.num_cpus, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
+            return None
+        # only what a local run needs: no dashboard unless asked for (token authentication stays on)
+        context = ray.init(address="local", num_cpus=options.num_cpus, include_dashboard=options.dashboard,
+                           log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError, TimeoutError) as error:
         where = f"the Ray cluster at {options.address}" if options.address else "a local Ray"
         raise ClusterError(
             f"could not start or reach {where}: {error}. Check the address (ray status), and that "
             f"RAY_AUTH_MODE / RAY_AUTH_TOKEN match the cluster's"
         ) from None
-    return True
+    return (context.dashboard_url or None) if options.dashboard else None
+
+
+def _tensorboard_writer_without_torch() -> None:
+    """Import tensorboardX, which Tune's default TensorBoard logger uses, without torch.
+
+    tensorboardX imports torch when it can, only to accept torch tensors; the driver logs plain
+    numbers, and importing torch there costs seconds before the first trial starts. A ``None`` in
+    ``sys.modules`` makes that one optional import fail as if torch were absent; torch itself is
+    untouched (workers import it as usual).
+    """
+    import sys
+
+    if "tensorboardX" in sys.modules or "torch" in sys.modules:
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]
+    try:
+        import tensorboardX  # noqa: F401
+    except ImportError:  # not installed: Tune then skips its TensorBoard logger by itself
+        pass
+    finally:
+        del sys.modules["torch"]
 
 
 class _NotTuneRestore(logging.Filter):
@@ -417,8 +441,10 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
     ray_was_up = ray.is_initialized()  # a caller's Ray (tests) is left running
     wrote = False
     try:
-        _start_ray(options)
+        dashboard = _start_ray(options)
         summary.ray_start_s = time.monotonic() - began
+        if dashboard:
+            write(f"Ray dashboard: http://{dashboard}")
         _check_resources(todo, local=options.address is None, write=write)
         resumed = sum(1 for t in todo if states[t.trial_id].checkpoint)
         write(
@@ -437,6 +463,7 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
         recorder = Recorder(out, suite, trials, states, run_name, code_version())
         printer = ProgressPrinter(len(trials), summary.done_before, suite.max_failures,
                                   options.progress_interval_s, write)
+        _tensorboard_writer_without_torch()
         tuner = _tuner(suite, todo, states, options, run_name, [watch.callback(), recorder, printer, *trackers])
         began = time.monotonic()
         with _quiet_tune_advice():

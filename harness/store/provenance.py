@@ -6,6 +6,7 @@ these on the worker that ran the trial (a cluster's nodes may differ from the dr
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -74,7 +75,7 @@ def environment(task: str | None = None, device: str | None = None) -> dict[str,
         from adapters.rl.humanoidbench import describe_source
 
         packages["humanoid-bench"] = describe_source()
-    found: dict[str, object] = {"hostname": socket.gethostname(), "packages": packages}
+    found: dict[str, object] = {"hostname": socket.gethostname(), "pid": os.getpid(), "packages": packages}
     if device is not None:
         from adapters.device import device_name
 
