@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 from harness import __version__
 
@@ -64,3 +65,12 @@ def test_a_failed_trial_is_one_line_with_the_traceback_kept(tmp_path):
     assert trial.error.startswith("TrainingDivergedError: trial ppo on gym:Pendulum-v1") and "\n" not in trial.error
     assert result.stderr.strip().splitlines()[-1].startswith(f"era trial: trial failed: {trial.error}")
     assert "grad_fn" not in result.stderr
+
+
+def test_the_dashboard_is_for_the_local_ray_only(tmp_path):
+    out = tmp_path / "results"
+    smoke = Path(__file__).resolve().parents[2] / "suites" / "smoke.yaml"
+    result = _era("run", str(smoke), "--out", str(out), "--dashboard", "--address", "127.0.0.1:1")
+    assert result.returncode == 2 and not out.exists()
+    assert "--dashboard starts the dashboard of the Ray started here" in result.stderr
+    assert "--dashboard" in _era("run", "--help").stdout
