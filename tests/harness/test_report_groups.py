@@ -147,3 +147,44 @@ def test_the_llm_paper_rows_read_each_benchmarks_accuracy(tmp_path):
     assert paper[("amc", "grpo")]["this_run"]["mean"] == 60.0
     assert paper[("aime25", "grpo")]["this_run"] is None  # the run recorded no aime25 column
     assert paper[("aime24", "kl_cov")]["algo"] is None and paper[("aime24", "kl_cov")]["this_run"] is None
+
+
+# ------------------------------------------------------------------ the committed CPU-scale evidence
+COMMITTED = ROOT / "reports" / "cpu-repro"
+
+
+@pytest.fixture(scope="module")
+def committed_cpu_repro():
+    report = json.loads((COMMITTED / "report.json").read_text())
+    return COMMITTED / "results", report
+
+
+def test_the_committed_cpu_repro_report_is_what_its_committed_results_give(committed_cpu_repro):
+    """``reports/cpu-repro/report.json`` is rebuilt from the results tables committed beside it, with
+    the settings it records; every number of the headline, the groups and the paper table matches."""
+    results, committed = committed_cpu_repro
+    settings = committed["settings"]
+    rebuilt, _ = build_report(load_results(results), reps=settings["reps"], seed=settings["seed"],
+                              final=settings["final"], bootstrap=settings["bootstrap"])
+    rebuilt = json.loads(json.dumps(rebuilt, default=str))
+    for key in ("headline", "groups", "paper", "trials", "probability_of_improvement"):
+        assert rebuilt[key] == committed[key], key
+
+
+def test_the_committed_cpu_repro_headline_is_rliables_on_its_final_scores(committed_cpu_repro):
+    from rliable import metrics
+
+    results, committed = committed_cpu_repro
+    rows = {r["x"]: r for r in committed["headline"]["rows"]}
+    assert list(rows) == ["ppo-era", "resnet-era"]
+    for x, y, tasks in (("ppo-era", "ppo", GYM), ("resnet-era", "resnet", ["digits"])):
+        era, base = _matrix(results, x, tasks), _matrix(results, y, tasks)
+        assert era.shape == base.shape == (5, len(tasks))  # every trial of the suite finished
+        row = rows[x]
+        assert row["tasks"] == tasks and row["runs_per_task"] == {"era": 5, "baseline": 5}
+        difference = metrics.aggregate_iqm(era) - metrics.aggregate_iqm(base)
+        assert row["iqm_difference"]["value"] == pytest.approx(difference, rel=1e-6, abs=1e-9)
+        assert row["probability_of_improvement"]["value"] == pytest.approx(
+            metrics.probability_of_improvement(era, base), rel=1e-6)
+        poi = row["probability_of_improvement"]
+        assert row["verdict"] == stats.verdict((poi["value"], *poi["ci"]), (5, 5))
