@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adapters.errors import MissingDependencyError
 from harness import project_root
 from harness.cluster.jobs import CODE_SHIPPED
@@ -317,7 +319,7 @@ def _summarize(summary: RunSummary, trials: Sequence[Trial], states: dict[str, T
             summary.failed.append((trial.label, error_line(state.traceback or state.error)))
         else:
             summary.unfinished.append(trial.label)
-    summary.rows = sum(len({int(r["step"]) for r in states[t.trial_id].records}) for t in trials)
+    summary.rows = sum(len(np.unique(states[t.trial_id].records.steps())) for t in trials)
     return summary
 
 

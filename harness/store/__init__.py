@@ -24,13 +24,14 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from harness.errors import ResultsDirError
+from harness.store.records import Records
 
 if TYPE_CHECKING:
     from harness.suite import Suite, Trial
@@ -50,6 +51,7 @@ __all__ = [
     "trials_frame",
     "write_tables",
     "write_trial_tables",
+    "Records",
     "RESULT_COLUMNS",
 ]
 
@@ -90,11 +92,14 @@ def write_json_atomic(data: Any, path: str | Path) -> Path:
 @dataclass
 class TrialState:
     """What the driver knows about one trial; ``status`` is ``pending``, ``running``, ``done`` or
-    ``failed`` (``running`` is shown as ``pending`` in the tables: it is unfinished)."""
+    ``failed`` (``running`` is shown as ``pending`` in the tables: it is unfinished).
+
+    ``records`` reads like a list of dicts; a list given or assigned is kept as :class:`Records`
+    (compact, never changed in place: assign new records to change them)."""
 
     trial_id: str
     status: str = "pending"
-    records: list[dict[str, float]] = field(default_factory=list)
+    records: Records = field(default_factory=Records)
     checkpoint: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -105,14 +110,25 @@ class TrialState:
     started_at: float | None = None
     finished_at: float | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "records" and not isinstance(value, Records):
+            value = Records(value)
+        object.__setattr__(self, name, value)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrialState":
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def to_json(self) -> dict[str, Any]:
+        """The state as plain data (what its state file holds)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["records"] = self.records.to_list()
+        return data
+
     @property
     def last_step(self) -> int | None:
-        return int(self.records[-1]["step"]) if self.records else None
+        return int(self.records.value(-1, "step")) if self.records else None
 
 
 def _state_path(out: Path, trial_id: str) -> Path:
@@ -179,7 +195,7 @@ def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialSta
 
 
 def write_state(out: str | Path, state: TrialState) -> None:
-    write_json_atomic(asdict(state), _state_path(Path(out), state.trial_id))
+    write_json_atomic(state.to_json(), _state_path(Path(out), state.trial_id))
 
 
 def _name_in_trials_table(out: Path) -> str | None:
