@@ -107,7 +107,8 @@ def create(folder: Path, trials: int, evals: int) -> dict:
         index, trial = item
         state = TrialState(trial.trial_id, status="done", records=_records(index, evals, trial.variant == "ppo-era"),
                            checkpoint=f"{out}/tune/run/{trial.trial_id}/checkpoint_000001", code_version="bench",
-                           environment=environment, runs=["store-scale-run"], started_at=1.7e9, finished_at=1.7e9 + 3600)
+                           environment=environment, runs=["store-scale-run"], started_at=1.7e9,
+                           finished_at=1.7e9 + 3600)
         write_state(out, state)
 
     with ThreadPoolExecutor(8) as pool:  # the fsync of each file waits on the disk, not the CPU
