@@ -169,17 +169,6 @@ def trial_rows(trial: "Trial", records: Records) -> TrialRows:
 
 
 # ------------------------------------------------------------------ the cache
-def _same(a: Any, b: Any) -> bool:
-    """Equal, and of the same types all the way down (so that 1, 1.0 and True differ)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b or (a != a and b != b)  # NaN is the same as NaN here
-
-
 class TableCache:
     """What earlier table writes built, so the next one rebuilds only what changed: each trial's
     rows (current while the trial object and its records object are the same), and each trial's
@@ -192,8 +181,9 @@ class TableCache:
         self._packages: dict[str, tuple[dict, str, bool]] = {}
         self._package_texts: dict[tuple, str] = {}
         self._times: dict[float, str] = {}
-        #: texts and variant keys shared by trials of the same variant and task (checked equal)
-        self._shared_texts: dict[tuple, tuple[tuple, dict[str, str]]] = {}
+        #: the texts of trials with the same settings, sweep and resources, by their repr (which,
+        #: unlike ==, tells 1, 1.0 and True apart)
+        self._shared_texts: dict[str, dict[str, str]] = {}
 
     def __reduce__(self):  # Tune pickles its callbacks with the experiment: a cache need not go along
         return (TableCache, ())
@@ -221,13 +211,13 @@ class TableCache:
         cached = self._texts.get(trial.trial_id)
         if cached is None or cached[0] is not trial:
             made = (dict(trial.spec.settings), dict(trial.sweep), trial.resources.plain())
-            shared = self._shared_texts.get((trial.variant, trial.spec.task))
-            if shared is not None and _same(shared[0], made):
-                texts = shared[1]
-            else:
+            key = repr(made)
+            texts = self._shared_texts.get(key)
+            if texts is None:
                 texts = {"settings": json.dumps(made[0], sort_keys=True), "sweep": json.dumps(made[1], sort_keys=True),
                          "resources": json.dumps(made[2])}
-                self._shared_texts[(trial.variant, trial.spec.task)] = (made, texts)
+                if len(self._shared_texts) < 10_000:
+                    self._shared_texts[key] = texts
             cached = self._texts[trial.trial_id] = (trial, texts)
         return cached[1]
 

@@ -279,10 +279,19 @@ def test_a_different_trial_list_or_benchmark_is_not_served_from_the_cache(mixed,
         np.testing.assert_array_equal(table.normalized_score.to_numpy(), reference.normalized_score.to_numpy())
 
 
-def test_a_cache_pickles_empty():
-    cache = TableCache()
-    cache._rows["x"] = object()
-    assert pickle.loads(pickle.dumps(cache))._rows == {}
+def test_a_cache_pickles_empty_and_a_recorder_with_its_states(mixed, tmp_path):
+    """Tune pickles its callbacks with the experiment (tuner.pkl): the Recorder's cache is left out."""
+    from harness.run.recorder import Recorder
+
+    suite, trials = mixed
+    states = _states(trials)
+    recorder = Recorder(tmp_path / "out", suite, trials, states, "run", "code")
+    recorder.write_tables()
+    assert recorder.cache._rows
+    again = pickle.loads(pickle.dumps(recorder))
+    assert again.cache._rows == {}
+    as_text = lambda states: {k: json.dumps(v.to_json()) for k, v in states.items()}  # noqa: E731 (NaN != NaN)
+    assert as_text(again.states) == as_text(recorder.states)
 
 
 # ------------------------------------------------------------------ compact records
