@@ -20,7 +20,7 @@ from ray.tune import Callback
 from adapters.trial.checkpoint import PROGRESS_PATHS, parse_progress
 from harness.errors import error_line, strip_ansi
 from harness.run.trainable import ENVIRONMENT_FILE, config_error_of
-from harness.store import TrialState, write_state, write_tables
+from harness.store import TableCache, TrialState, save_tables, write_state
 
 if TYPE_CHECKING:
     from ray.tune import Checkpoint
@@ -150,7 +150,7 @@ class Recorder(Callback):
 
     def __init__(self, out: Path, suite: "Suite", trials: Sequence["Trial"],
                  states: Mapping[str, TrialState], run_name: str, code_version: str,
-                 table_interval_s: float = 5.0) -> None:
+                 table_interval_s: float = 5.0, cache: TableCache | None = None) -> None:
         self.out = Path(out)
         self.suite = suite
         self.trials = list(trials)
@@ -158,6 +158,8 @@ class Recorder(Callback):
         self.run_name = run_name
         self.code_version = code_version
         self.table_interval_s = table_interval_s
+        #: the tables' parts from the last write: only trials whose records changed are rebuilt
+        self.cache = cache if cache is not None else TableCache()
         self._dirty = False
         self._last_tables = 0.0
 
@@ -227,6 +229,6 @@ class Recorder(Callback):
         self.write_tables()
 
     def write_tables(self) -> None:
-        write_tables(self.out, self.suite, self.trials, self.states)
+        save_tables(self.out, self.suite, self.trials, self.states, self.cache)
         self._dirty = False
         self._last_tables = time.monotonic()

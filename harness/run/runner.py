@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from adapters.errors import MissingDependencyError
 from harness import project_root
 from harness.cluster.jobs import CODE_SHIPPED
 from harness.errors import ClusterError, ResultsDirError, error_line
 from harness.store.provenance import code_version
-from harness.store import TrialState, check_results_dir, read_states, write_tables
+from harness.store import TableCache, TrialState, check_results_dir, read_states, save_tables
 from harness.suite import Suite, Trial
 
 __all__ = ["RunOptions", "RunSummary", "run_suite", "tracker_callbacks", "plan_run"]
@@ -341,7 +343,7 @@ def _summarize(summary: RunSummary, trials: Sequence[Trial], states: dict[str, T
             summary.failed.append((trial.label, error_line(state.traceback or state.error)))
         else:
             summary.unfinished.append(trial.label)
-    summary.rows = sum(len({int(r["step"]) for r in states[t.trial_id].records}) for t in trials)
+    summary.rows = sum(len(np.unique(states[t.trial_id].records.steps())) for t in trials)
     return summary
 
 
@@ -425,12 +427,13 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
     from harness.run.recorder import Recorder
 
     out = options.out
+    cache = TableCache()  # shared with the Recorder: each table write rebuilds only the trials that changed
     states.update(plan_run(suite, trials, options))
     trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri)
     todo = [t for t in trials if states[t.trial_id].status != "done"]
     summary.done_before = len(trials) - len(todo)
     if not todo:
-        write_tables(out, suite, trials, states)
+        save_tables(out, suite, trials, states, cache)
         write(f"all {len(trials)} trials of {suite.name} are done already in {out}")
         return
 
@@ -456,11 +459,11 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
         write(f"TensorBoard: tensorboard --logdir {options.storage or out / 'tune'}")
         for trial in todo:  # a trial that failed before is tried again, from its checkpoint
             states[trial.trial_id].status = "pending"
-        write_tables(out, suite, trials, states)
+        save_tables(out, suite, trials, states, cache)
         wrote = True
 
         run_name = _run_name(suite, options)
-        recorder = Recorder(out, suite, trials, states, run_name, code_version())
+        recorder = Recorder(out, suite, trials, states, run_name, code_version(), cache=cache)
         printer = ProgressPrinter(len(trials), summary.done_before, suite.max_failures,
                                   options.progress_interval_s, write)
         _tensorboard_writer_without_torch()
@@ -475,6 +478,6 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
             if state.status == "running":
                 state.status = "pending"
         if wrote:
-            write_tables(out, suite, trials, states)
+            save_tables(out, suite, trials, states, cache)
         if not ray_was_up and ray.is_initialized():
             ray.shutdown()

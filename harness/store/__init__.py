@@ -15,22 +15,30 @@ A suite's results folder::
 
 Records come from each trial's last checkpoint (the adapters keep the history inside it), so a
 step that Tune re-runs after a restore replaces the earlier row instead of adding one.
+
+The driver holds every trial's state while it runs and rewrites both tables from them every few
+seconds, so both stay cheap at a cluster's 10,000 trials and more: ``TrialState.records`` is kept
+column by column (:class:`~harness.store.records.Records`, read like the list of dicts it was
+made from), and :mod:`harness.store.tables` builds results.parquet from a part per trial that a
+:class:`~harness.store.tables.TableCache` keeps from one write to the next, rebuilding only the
+trials whose records changed, and writes it a row group at a time. The tables are the same,
+column for column and type for type, as pandas makes of one dict per row.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from harness.errors import ResultsDirError
+from harness.store.records import Records
+from harness.store.tables import RESULT_COLUMNS, STATUSES, TableCache, results_table, trials_frame, write_results
 
 if TYPE_CHECKING:
     from harness.suite import Suite, Trial
@@ -49,16 +57,13 @@ __all__ = [
     "results_frame",
     "trials_frame",
     "write_tables",
+    "save_tables",
     "write_trial_tables",
+    "Records",
+    "TableCache",
     "RESULT_COLUMNS",
+    "STATUSES",
 ]
-
-#: the leading columns of results.parquet, in order
-RESULT_COLUMNS = [
-    "trial_id", "suite", "algo", "base_algo", "task", "seed", "step", "score", "normalized_score",
-    "entropy", "wall_time_s",
-]
-STATUSES = ("done", "failed", "pending")
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -90,11 +95,14 @@ def write_json_atomic(data: Any, path: str | Path) -> Path:
 @dataclass
 class TrialState:
     """What the driver knows about one trial; ``status`` is ``pending``, ``running``, ``done`` or
-    ``failed`` (``running`` is shown as ``pending`` in the tables: it is unfinished)."""
+    ``failed`` (``running`` is shown as ``pending`` in the tables: it is unfinished).
+
+    ``records`` reads like a list of dicts; a list given or assigned is kept as :class:`Records`
+    (compact, never changed in place: assign new records to change them)."""
 
     trial_id: str
     status: str = "pending"
-    records: list[dict[str, float]] = field(default_factory=list)
+    records: Records = field(default_factory=Records)
     checkpoint: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -105,14 +113,25 @@ class TrialState:
     started_at: float | None = None
     finished_at: float | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "records" and not isinstance(value, Records):
+            value = Records(value)
+        object.__setattr__(self, name, value)
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "TrialState":
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})
 
+    def to_json(self) -> dict[str, Any]:
+        """The state as plain data (what its state file holds)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["records"] = self.records.to_list()
+        return data
+
     @property
     def last_step(self) -> int | None:
-        return int(self.records[-1]["step"]) if self.records else None
+        return int(self.records.value(-1, "step")) if self.records else None
 
 
 def _state_path(out: Path, trial_id: str) -> Path:
@@ -179,7 +198,7 @@ def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialSta
 
 
 def write_state(out: str | Path, state: TrialState) -> None:
-    write_json_atomic(asdict(state), _state_path(Path(out), state.trial_id))
+    write_json_atomic(state.to_json(), _state_path(Path(out), state.trial_id))
 
 
 def _name_in_trials_table(out: Path) -> str | None:
@@ -233,115 +252,42 @@ def check_results_dir(out: str | Path, suite: "Suite", resume: bool) -> bool:
     return False
 
 
-def _setting_value(value: Any) -> Any:
-    """Scalars stay; lists and mappings become JSON text, so a parquet column has one type."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return json.dumps(value, sort_keys=True)
-
-
-def _settings_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Settings columns whose values mix types (1 and "auto") become text throughout."""
-    def missing(value: Any) -> bool:
-        return value is None or (isinstance(value, float) and math.isnan(value))
-
-    for column in [c for c in frame.columns if c.startswith("setting.")]:
-        kinds = {type(v) for v in frame[column] if not missing(v)}
-        if len(kinds) > 1 and not kinds <= {int, float}:
-            frame[column] = [None if missing(v) else (v if isinstance(v, str) else json.dumps(v))
-                             for v in frame[column]]
-    return frame
-
-
 def results_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState], benchmark: str) -> pd.DataFrame:
     """One row per (trial, step) with the normalized score on ``benchmark``'s table (a suite's
-    ``benchmark``: a table, ``auto`` or ``none``; NaN where the task has no reference there)."""
-    rows = []
-    for trial in trials:
-        state = states[trial.trial_id]
-        by_step = {int(r["step"]): r for r in state.records}  # a re-run step keeps its last values
-        for step in sorted(by_step):
-            record = by_step[step]
-            row = {
-                "trial_id": trial.trial_id, "suite": trial.suite, "algo": trial.variant,
-                "base_algo": trial.base_algo, "task": trial.spec.task, "seed": trial.spec.seed,
-                "step": step, "score": float(record["score"]), "normalized_score": math.nan,
-                "entropy": float(record["entropy"]), "wall_time_s": float(record["wall_time_s"]),
-            }
-            row.update({k: v for k, v in record.items() if k not in row})
-            row["unit"] = trial.unit
-            row["budget"] = trial.spec.budget
-            row.update({f"setting.{k}": _setting_value(v) for k, v in trial.spec.settings.items()})
-            rows.append(row)
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("score", "normalized_score", "entropy", "wall_time_s") else "object") for c in RESULT_COLUMNS})
-    frame = pd.DataFrame(rows)
-    settings = [c for c in frame.columns if c.startswith("setting.")]
-    metrics = [c for c in frame.columns if c not in RESULT_COLUMNS and c not in settings and c not in ("unit", "budget")]
-    frame = frame[RESULT_COLUMNS + metrics + ["unit", "budget"] + settings]
-    frame["normalized_score"] = _normalize(frame, benchmark)
-    frame["seed"] = frame["seed"].astype("int64")
-    frame["step"] = frame["step"].astype("int64")
-    return _settings_columns(frame)
+    ``benchmark``: a table, ``auto`` or ``none``; NaN where the task has no reference there); the
+    frame ``pd.read_parquet`` reads from results.parquet."""
+    return results_table(trials, states, benchmark).to_pandas()
 
 
-def _normalize(frame: pd.DataFrame, benchmark: str) -> pd.Series:
-    from harness.stats.normalize import normalized_score
-
-    out = pd.Series(math.nan, index=frame.index, dtype="float64")
-    for task, index in frame.groupby("task").groups.items():
-        out.loc[index] = normalized_score(benchmark, task, frame.loc[index, "score"].to_numpy())
-    return out
-
-
-def trials_frame(trials: Sequence["Trial"], states: Mapping[str, TrialState]) -> pd.DataFrame:
-    """One row per trial: what it is, how it ended, and what ran it."""
-    rows = []
-    for trial in trials:
-        state = states[trial.trial_id]
-        env = state.environment or {}
-        rows.append({
-            "trial_id": trial.trial_id, "suite": trial.suite, "algo": trial.variant,
-            "base_algo": trial.base_algo, "task": trial.spec.task, "seed": trial.spec.seed,
-            "status": state.status if state.status in STATUSES else "pending",
-            "error": state.error, "traceback": state.traceback,
-            "evaluations": len(state.records), "last_step": state.last_step,
-            "budget": trial.spec.budget, "unit": trial.unit,
-            "failures": state.failures, "config_hash": trial.config_hash,
-            "code_version": state.code_version, "packages": json.dumps(env.get("packages", {}), sort_keys=True),
-            "hostname": env.get("hostname"), "device": env.get("device"),
-            "settings": json.dumps(dict(trial.spec.settings), sort_keys=True),
-            "sweep": json.dumps(dict(trial.sweep), sort_keys=True),
-            "resources": json.dumps(trial.resources.plain()),
-            "checkpoint": state.checkpoint,
-            "started_at": _iso(state.started_at), "finished_at": _iso(state.finished_at),
-        })
-    frame = pd.DataFrame(rows)
-    frame["last_step"] = frame["last_step"].astype("Int64")
-    return frame
+def write_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"], states: Mapping[str, TrialState],
+                 cache: TableCache | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(Re)write ``suite.json``, ``results.parquet`` and ``trials.parquet`` for the suite's trials;
+    returns the two tables as pandas frames (as ``pd.read_parquet`` reads them). The driver, which
+    rewrites them while trials report, calls :func:`save_tables` instead."""
+    cache = cache if cache is not None else TableCache()
+    table = save_tables(out, suite, trials, states, cache)
+    return results_table(trials, states, suite.benchmark, cache).to_pandas(), table
 
 
-def _iso(stamp: float | None) -> str | None:
-    return None if stamp is None else time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(stamp))
-
-
-def write_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"],
-                 states: Mapping[str, TrialState]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(Re)write ``suite.json``, ``results.parquet`` and ``trials.parquet`` for the suite's trials."""
+def save_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"], states: Mapping[str, TrialState],
+                cache: TableCache | None = None) -> pd.DataFrame:
+    """:func:`write_tables` without a frame of the results, which it writes a row group at a time;
+    with the same ``cache`` from call to call, only the rows of trials whose records changed are
+    built again. Returns the trials table."""
     out = Path(out)
     plain = suite.plain()
     plain["trials"] = len(trials)
     write_json_atomic(plain, out / "suite.json")
-    return _write_frames(out, trials, states, suite.benchmark)
+    return _write_frames(out, trials, states, suite.benchmark, cache)
 
 
-def _write_frames(out: Path, trials: Sequence["Trial"], states: Mapping[str, TrialState],
-                  benchmark: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    results = results_frame(trials, states, benchmark)
-    table = trials_frame(trials, states)
-    write_parquet_atomic(results, out / "results.parquet")
+def _write_frames(out: Path, trials: Sequence["Trial"], states: Mapping[str, TrialState], benchmark: str,
+                  cache: TableCache | None = None) -> pd.DataFrame:
+    cache = cache if cache is not None else TableCache()
+    write_atomic(out / "results.parquet", lambda tmp: write_results(tmp, trials, states, benchmark, cache))
+    table = trials_frame(trials, states, cache)
     write_parquet_atomic(table, out / "trials.parquet")
-    return results, table
+    return table
 
 
 def write_trial_tables(out: str | Path, trial: "Trial", state: TrialState) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -357,4 +303,6 @@ def write_trial_tables(out: str | Path, trial: "Trial", state: TrialState) -> tu
         "tasks": [spec.task], "seeds": [spec.seed], "trials": 1,
     }
     write_json_atomic(plain, out / "suite.json")
-    return _write_frames(out, [trial], {trial.trial_id: state}, "auto")
+    cache = TableCache()
+    table = _write_frames(out, [trial], {trial.trial_id: state}, "auto", cache)
+    return results_table([trial], {trial.trial_id: state}, "auto", cache).to_pandas(), table
