@@ -183,8 +183,8 @@ def test_the_committed_cpu_repro_headline_is_rliables_on_its_final_scores(commit
         row = rows[x]
         assert row["tasks"] == tasks and row["runs_per_task"] == {"era": 5, "baseline": 5}
         difference = metrics.aggregate_iqm(era) - metrics.aggregate_iqm(base)
-        assert row["iqm_difference"]["value"] == pytest.approx(difference, rel=1e-6, abs=1e-9)
+        assert row["iqm_difference"]["value"] == pytest.approx(difference, rel=1e-5)  # the report keeps 6 digits
         assert row["probability_of_improvement"]["value"] == pytest.approx(
-            metrics.probability_of_improvement(era, base), rel=1e-6)
+            metrics.probability_of_improvement(era, base), rel=1e-5)
         poi = row["probability_of_improvement"]
         assert row["verdict"] == stats.verdict((poi["value"], *poi["ci"]), (5, 5))
