@@ -22,6 +22,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     # (sed drops pip's warnings about package folders this machine's pip config names but lacks)
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT${EXTRAS:+[$EXTRAS]}" 2>&1 \
         | sed '/is ignored: it is neither a file nor a directory/d' >&2
+    if [ "$EXTRAS" = "test" ]; then
+        # rl-zoo3's hyperparameter files, without its dependencies (see pyproject.toml)
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "rl-zoo3==2.9.2" 2>&1 \
+            | sed '/is ignored: it is neither a file nor a directory/d' >&2
+    fi
     echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"
