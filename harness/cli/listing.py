@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.errors import EXIT_OK, command_error
 
-__all__ = ["add_parser", "format_matrix"]
+__all__ = ["add_parser", "format_matrix", "format_search"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -107,8 +107,39 @@ def run_command(args: argparse.Namespace) -> int:
 
         try:
             check_results_dir(args.out, suite, resume=False)
+            if suite.search is not None:  # the samples drawn so far, and the best's held-out trials
+                from harness.search import search_trials
+
+                trials = search_trials(suite, trials, args.out)
             states = read_states(args.out, [t.trial_id for t in trials])
         except ConfigError as error:  # another suite's folder, or a corrupt state file
             return command_error("list", error)
     print(format_matrix(suite, trials, states))
+    if suite.search is not None:
+        print(format_search(suite))
     return EXIT_OK
+
+
+def format_search(suite) -> str:
+    """What a suite's ``search:`` block will run, after the matrix of its fixed trials."""
+    from harness.suite.expansion import sample_trials
+
+    spec = suite.search
+    per_sample = sample_trials(suite, "sample", {}, spec.seeds)
+    space = "; ".join(f"{key} {param.kind} {list(param.values)}" for key, param in spec.space.items())
+    method = {"tpe": "Optuna's TPE (through Ray Tune)", "random": "random sampling"}[spec.method]
+    return "\n".join([
+        f"search: {spec.samples} samples of {spec.algorithm} by {method}, seed {spec.seed}, over {space}",
+        f"  each sample: {len(per_sample)} trials ({len(spec.seeds)} seeds {list(spec.seeds)} x "
+        f"{len({t.spec.task for t in per_sample})} tasks), {len(per_sample) * spec.samples} in all; objective: "
+        f"{spec.objective} of the final {'normalized ' if _normalized(suite, per_sample) else 'raw '}scores, maximised",
+        f"  then: the best sample and {spec.baseline} on the held-out seeds {list(suite.seeds)} "
+        f"({len(sample_trials(suite, 'best', {}, suite.seeds))} trials for the best, listed above for "
+        f"{spec.baseline}); {spec.concurrent or 'as many as the CPUs fit'} sample(s) at a time",
+    ])
+
+
+def _normalized(suite, trials) -> bool:
+    from harness.stats.normalize import has_reference
+
+    return all(has_reference(suite.benchmark, t.spec.task) for t in trials)

@@ -99,6 +99,8 @@ def run_command(args: argparse.Namespace) -> int:
     )
     resume = f"era run {args.suite} --out {Path(out).resolve()} --resume"
     try:
+        if suite.search is not None:
+            return _search(suite, trials, options, args, resume)
         summary = run_suite(suite, trials, options)
     except (ConfigError, MissingDependencyError) as error:
         return command_error("run", error)
@@ -129,4 +131,29 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.no_report and summary.rows and not summary.interrupted:
         report_code = _write_report(summary.out, args.report_dir or Path("reports") / suite.name)
         code = code or report_code
+    return code
+
+
+def _search(suite, fixed, options, args: argparse.Namespace, resume: str) -> int:
+    """``era run`` of a suite with a ``search:`` block (harness.search)."""
+    from harness.search import run_search
+
+    result = run_search(suite, fixed, options)
+    evaluated = sum(v is not None for v in result.objectives)
+    print(f"{suite.name}: search {len(result.samples)}/{suite.search.samples} samples, {evaluated} evaluated"
+          + (f"; best sample {result.best + 1}: {result.samples[result.best].settings}" if result.best is not None
+             else ""))
+    if result.interrupted:
+        print(f"era run: interrupted; resume with: {resume}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    code = EXIT_OK
+    failed = [*result.failed, *(result.run.failed if result.run else [])]
+    for label, error in failed:
+        print(f"  failed: {label}: {error}", file=sys.stderr)
+        code = EXIT_FAILED
+    if result.run is not None and result.run.unfinished:
+        print(f"  unfinished: {len(result.run.unfinished)} trial(s); continue with: {resume}", file=sys.stderr)
+        code = EXIT_FAILED
+    if not args.no_report and result.best is not None:
+        code = code or _write_report(options.out, args.report_dir or Path("reports") / suite.name)
     return code

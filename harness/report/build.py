@@ -42,6 +42,7 @@ from harness.report.loading import ResultsDir
 from harness.report.markdown import figure_slug, sensitivity_figure_name
 from harness.report.paper import family_of, paper_entry_of, paper_rows
 from harness.report.passk import pass_at_k_columns, pass_at_k_curves, pass_at_k_rows
+from harness.report.search import FIGURE, draw_objectives, search_section, split_search
 from harness.stats.bootstrap import DEFAULT_REPS
 from harness.stats.paper import claim_of
 
@@ -730,7 +731,17 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     stats.parse_final(final)
     if bootstrap not in stats.BOOTSTRAPS:
         raise unknown_name("bootstrap", bootstrap, stats.BOOTSTRAPS)
+    everything = data
+    data, samples = split_search(data)  # a search's samples get their own section, not the headline
     scope = _scope(data, reps=reps, seed=seed, final=final, bootstrap=bootstrap)
+    search = None
+    if samples is not None:
+        search = search_section(samples, reps=reps, seed=seed, final=final, bootstrap=bootstrap,
+                                confidence=CONFIDENCE, num=_num)
+        if search["figure"]:
+            scope.figures.append(_Figure(FIGURE, "Each search sample's objective on the search seeds (95% CIs), "
+                                                 "in the order the samples ran.",
+                                         lambda p, section=search: draw_objectives(section, p)))
     normalized = _normalized_section(scope)
     raw = _raw_section(scope)
     _curve_figures(scope, normalized, raw)
@@ -740,8 +751,8 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
     paper_entry, paper = _paper_section(scope, data.suite, normalized["groups"])
     published = _published_section(scope)
     protocol = _protocol_section(data, scope.algos)
-    counts = data.trials["status"].value_counts()
-    code_versions = sorted({str(v) for v in data.trials.get("code_version", pd.Series(dtype=object)).dropna()})
+    counts = everything.trials["status"].value_counts()
+    code_versions = sorted({str(v) for v in everything.trials.get("code_version", pd.Series(dtype=object)).dropna()})
     if len(code_versions) > 1:
         scope.notes.append(f"trials ran on {len(code_versions)} code versions: {', '.join(code_versions)}")
     report = {
@@ -752,7 +763,8 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
                        "era_harness": __version__, "rliable": version("rliable")},
         "settings": {"final": final, "reps": int(reps), "seed": int(seed), "confidence": CONFIDENCE,
                      "bootstrap": bootstrap, "interval": "percentile, stratified over runs within tasks"},
-        "trials": {**{s: int(counts.get(s, 0)) for s in ("done", "failed", "pending")}, "total": len(data.trials)},
+        "trials": {**{s: int(counts.get(s, 0)) for s in ("done", "failed", "pending")}, "total": len(everything.trials)},
+        **({"search": search} if search is not None else {}),
         "algorithms": scope.algos,
         "base_algos": {a: scope.base_of[a] for a in scope.algos},
         **({"protocol": protocol} if protocol else {}),
@@ -770,8 +782,8 @@ def build_report(data: ResultsDir, *, reps: int = DEFAULT_REPS, seed: int = 0, f
         "sensitivity": sensitivity,
         "paper": paper,
         "published": published,
-        "failed_trials": _failed_rows(data.trials),
-        "closing": _closing(data),
+        "failed_trials": _failed_rows(everything.trials),
+        "closing": _closing(everything),
         "notes": list(dict.fromkeys(scope.notes)),  # a note two groups give is shown once
         "figures": {f.name: f.caption for f in scope.figures},
     }

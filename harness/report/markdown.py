@@ -150,6 +150,10 @@ def render_markdown(report: Mapping) -> str:
     final_text = "the last evaluation" if final == "last" else f"the mean of the last {final.split(':')[1]} evaluations"
     lines = [f"# ERA report: {s['name']}", ""]
     lines += headline_lines(report["headline"])
+    if report.get("search"):
+        from harness.report.search import search_lines
+
+        lines += search_lines(report["search"], _ci, _table, lambda name: _figure_line(report, name))
     lines += [
         "## This run", "",
         f"- Suite: **{s['name']}**" + (f" (benchmark: {s['benchmark']})" if s.get("benchmark") else ""),

@@ -163,6 +163,12 @@ class Recorder(Callback):
         self._dirty = False
         self._last_tables = 0.0
 
+    def add(self, trial: "Trial", state: TrialState) -> None:
+        """A trial that joined the run while it goes on (a search's sample)."""
+        self.trials.append(trial)
+        self.states[trial.trial_id] = state
+        self._dirty = True
+
     # -- state changes
     def _save(self, state: TrialState) -> None:
         write_state(self.out, state)

@@ -17,7 +17,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ from harness.store.provenance import code_version
 from harness.store import TableCache, TrialState, check_results_dir, read_states, save_tables
 from harness.suite import Suite, Trial
 
-__all__ = ["RunOptions", "RunSummary", "run_suite", "tracker_callbacks", "plan_run"]
+__all__ = ["RunOptions", "RunSummary", "TrialSource", "run_suite", "holding", "tracker_callbacks", "plan_run"]
 
 #: what a cluster's workers should not receive when the code is shipped as the working dir
 _SHIP_EXCLUDES = [".venv", ".git", "results", "runs", "reports", "**/__pycache__", "*.parquet"]
@@ -219,6 +219,29 @@ def _quiet_tune_advice():
             logger.removeFilter(quiet)
 
 
+#: results folders whose lock this process already holds (:func:`holding`)
+_HELD: set[Path] = set()
+
+#: what a search gives :func:`run_suite` to add trials while it runs: called with the Tune configs of the
+#: trials to run first, ``register`` (which adds a trial to the run and returns its config) and the run's
+#: trial states (kept current by the recorder), it returns a Ray Tune ``Searcher`` that hands Tune those
+#: configs, then the ones it registers
+TrialSource = Callable[[list[dict], Callable[[Trial], dict], Mapping[str, TrialState]], Any]
+
+
+@contextlib.contextmanager
+def holding(out: Path):
+    """Hold ``out``'s lock across more than one step (a search reads and writes its own state around its
+    run); :func:`run_suite` inside it does not lock again."""
+    out = Path(out).resolve()
+    with _exclusive(out):
+        _HELD.add(out)
+        try:
+            yield
+        finally:
+            _HELD.discard(out)
+
+
 @contextlib.contextmanager
 def _exclusive(out: Path):
     """Hold ``DIR/.era-run.lock`` while running: two runs into one folder would run trials twice.
@@ -231,6 +254,9 @@ def _exclusive(out: Path):
     """
     import fcntl
 
+    if out in _HELD:  # held by this process already (holding)
+        yield
+        return
     created = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     path = out / ".era-run.lock"
     while True:
@@ -305,20 +331,47 @@ def _run_name(suite: Suite, options: RunOptions) -> str:
     return taken
 
 
+def _slots(suite: Suite) -> int:
+    """How many of the suite's trials the Ray cluster holds at once (its CPUs and GPUs now)."""
+    import ray
+
+    available = ray.cluster_resources()
+    need = suite.resources
+    fits = [available.get("CPU", 1.0) // need.cpus] + ([available.get("GPU", 0.0) // need.gpus] if need.gpus else [])
+    return max(1, int(min(fits)))
+
+
+def _config(trial: Trial, states: dict[str, TrialState]) -> dict:
+    """A trial's Tune config: the trial, and the checkpoint it resumes from."""
+    from harness.run.recorder import resume_point
+
+    return {**trial.to_dict(), "resume_from": resume_point(states[trial.trial_id].checkpoint)}
+
+
 def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], options: RunOptions,
-           run_name: str, callbacks: list[Any]):
-    """A Tune experiment over the trials to run, each resuming from its recorded checkpoint."""
+           run_name: str, callbacks: list[Any], searcher: Any = None):
+    """A Tune experiment over the trials to run, each resuming from its recorded checkpoint; with a
+    ``searcher``, over the trials it hands out (``num_samples=-1``: until it says it is finished)."""
     from ray import tune
 
-    from harness.run.recorder import resume_point
     from harness.run.trainable import run_suite_trial
 
-    configs = [{**t.to_dict(), "resume_from": resume_point(states[t.trial_id].checkpoint)} for t in todo]
+    concurrent = options.max_concurrent or suite.max_concurrent
+    if searcher is None:
+        space: dict[str, Any] = {"trial": tune.grid_search([_config(t, states) for t in todo])}
+        trials_from: dict[str, Any] = {}
+    else:
+        if not concurrent:  # Tune keeps one trial of a searcher pending at a time unless it is limited
+            from ray.tune.search import ConcurrencyLimiter
+
+            searcher = ConcurrencyLimiter(searcher, max_concurrent=_slots(suite))
+        space, trials_from = {}, {"search_alg": searcher, "num_samples": -1}
     return tune.Tuner(
         tune.with_resources(run_suite_trial, _resources),
-        param_space={"trial": tune.grid_search(configs)},
+        param_space=space,
         tune_config=tune.TuneConfig(
-            max_concurrent_trials=options.max_concurrent or suite.max_concurrent,
+            **trials_from,
+            max_concurrent_trials=concurrent,
             reuse_actors=True,  # an actor per trial costs ~2 s (docs/harness.md)
             trial_dirname_creator=_dirname,
         ),
@@ -395,8 +448,13 @@ def _on_sigint(watch: _SigintWatch):
 
 
 def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
-              write: Callable[[str], None] | None = None) -> RunSummary:
+              write: Callable[[str], None] | None = None, source: TrialSource | None = None,
+              total: int | None = None) -> RunSummary:
     """Run the trials not yet done in ``options.out`` and write the tables there.
+
+    ``source`` (a search): Tune takes its trials from the searcher it makes, which starts with the
+    trials not yet done and adds more as it goes; ``total`` is how many the run will have in all
+    (for progress). The summary then covers every trial the run had.
 
     The folder's lock is taken first, so a second run into it is refused before Ray starts. Raises
     a ``ConfigError`` subclass (exit 2) before writing anything for a locked, foreign or corrupt
@@ -406,12 +464,13 @@ def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
     write = write or (lambda line: print(line, flush=True))
     started = time.monotonic()
     options = RunOptions(**{**options.__dict__, "out": Path(options.out).resolve()})
-    summary = RunSummary(suite.name, options.out, len(trials), 0)
+    trials = list(trials)  # a source adds to it
+    summary = RunSummary(suite.name, options.out, total or len(trials), 0)
     states: dict[str, TrialState] = {}
     watch = _SigintWatch(summary)
     with _exclusive(options.out), _on_sigint(watch):  # a second run into DIR is refused before Ray starts
         try:
-            _run_locked(suite, trials, options, states, summary, watch, write)
+            _run_locked(suite, trials, options, states, summary, watch, write, source, total)
         except KeyboardInterrupt:  # Ctrl-C outside Tune's fit(), or a second one; the tables are written
             summary.interrupted = True
     for trial in trials:  # interrupted before the states were read: nothing of them changed
@@ -421,7 +480,8 @@ def run_suite(suite: Suite, trials: Sequence[Trial], options: RunOptions,
 
 
 def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, states: dict[str, TrialState],
-                summary: RunSummary, watch: _SigintWatch, write: Callable[[str], None]) -> None:
+                summary: RunSummary, watch: _SigintWatch, write: Callable[[str], None],
+                source: TrialSource | None = None, total: int | None = None) -> None:
     """:func:`run_suite` once it holds the folder's lock; fills ``states`` with the trials' states."""
     from harness.run.progress import ProgressPrinter
     from harness.run.recorder import Recorder
@@ -432,7 +492,7 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
     trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri)
     todo = [t for t in trials if states[t.trial_id].status != "done"]
     summary.done_before = len(trials) - len(todo)
-    if not todo:
+    if not todo and source is None:
         save_tables(out, suite, trials, states, cache)
         write(f"all {len(trials)} trials of {suite.name} are done already in {out}")
         return
@@ -448,10 +508,11 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
         summary.ray_start_s = time.monotonic() - began
         if dashboard:
             write(f"Ray dashboard: http://{dashboard}")
-        _check_resources(todo, local=options.address is None, write=write)
+        _check_resources(todo or trials, local=options.address is None, write=write)
         resumed = sum(1 for t in todo if states[t.trial_id].checkpoint)
         write(
-            f"{suite.name}: {len(trials)} trials, {summary.done_before} done before, {len(todo)} to run"
+            f"{suite.name}: {total or len(trials)} trials, {summary.done_before} done before, "
+            f"{(total or len(trials)) - summary.done_before} to run"
             f"{f' ({resumed} resume from a checkpoint)' if resumed else ''}, on "
             f"{'Ray at ' + options.address if options.address else 'a local Ray'} with "
             f"{ray.cluster_resources().get('CPU', 0):g} CPUs; results in {out}"
@@ -464,10 +525,22 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
 
         run_name = _run_name(suite, options)
         recorder = Recorder(out, suite, trials, states, run_name, code_version(), cache=cache)
-        printer = ProgressPrinter(len(trials), summary.done_before, suite.max_failures,
+        printer = ProgressPrinter(total or len(trials), summary.done_before, suite.max_failures,
                                   options.progress_interval_s, write)
         _tensorboard_writer_without_torch()
-        tuner = _tuner(suite, todo, states, options, run_name, [watch.callback(), recorder, printer, *trackers])
+        searcher = None
+        if source is not None:
+            def register(trial: Trial) -> dict:
+                """Add a trial the source made to this run (its saved state, if an earlier run left one)."""
+                if trial.trial_id not in states:
+                    states.update(read_states(out, [trial.trial_id]))
+                    trials.append(trial)
+                    recorder.add(trial, states[trial.trial_id])
+                return _config(trial, states)
+
+            searcher = source([_config(t, states) for t in todo], register, states)
+        tuner = _tuner(suite, todo, states, options, run_name, [watch.callback(), recorder, printer, *trackers],
+                       searcher)
         began = time.monotonic()
         with _quiet_tune_advice():
             tuner.fit()

@@ -23,6 +23,12 @@ The shape (every field is checked; unknown ones are refused)::
     settings: {}                     # settings every algorithm starts from
     max_concurrent: 4                # optional
     max_failures: 1                  # retries of a failing trial (from its last checkpoint)
+    search:                          # optional: search one entry's settings (harness/suite/search.py)
+      algorithm: ppo-era             # its trials come from the search; `seeds` above are held out
+      baseline: ppo
+      samples: 6
+      seeds: [0, 1]
+      space: {entropy_per_dim: {uniform: [-1.5, 1.0]}}
 
 Settings merge shallowly, later wins: suite ``settings`` < task ``settings`` < algorithm
 ``settings`` < the variant's sweep value. A variant is named ``label[key=value,...]``.

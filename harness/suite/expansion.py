@@ -9,24 +9,43 @@ from pathlib import Path
 from adapters.errors import ConfigError, EraError, MissingDependencyError, SettingError
 from adapters.trial import TrialSpec
 from harness.suite.loading import Reader, load_suite
-from harness.suite.model import Suite, Trial, trial_hash
+from harness.suite.model import Suite, Trial, Variant, trial_hash
 from harness.suite.yaml_lines import Located
 
-__all__ = ["expand", "check_trials", "load_and_expand"]
+__all__ = ["expand", "sample_trials", "search_probes", "check_trials", "load_and_expand"]
 
 
 def expand(suite: Suite) -> list[Trial]:
     """Every (variant, task, seed) trial, seed-major so early results cover every variant and task.
 
+    In a suite with a ``search:`` block the searched entry is left out: its trials are the
+    search's samples (:func:`sample_trials`), and the best one's on the held-out seeds.
+
     Raises ``SuiteError`` when a trial has no budget in its unit, or two trials are identical.
     """
+    searched = suite.search.algorithm if suite.search is not None else None
+    trials = _expand(suite, [v for v in suite.variants() if v.label != searched], suite.seeds)
+    if not trials and searched is None:
+        raise _reader(suite).fail(("algorithms",), "empty matrix: no algorithm runs any of the suite's tasks")
+    return trials
+
+
+def sample_trials(suite: Suite, name: str, settings: dict, seeds: Sequence[int]) -> list[Trial]:
+    """The trials of one search sample (or of the best one): the searched entry with ``settings``
+    on top of its own, named ``name``, on every task it runs and each of ``seeds``."""
+    assert suite.search is not None
+    entry = next(a for a in suite.algorithms if a.label == suite.search.algorithm)
+    variant = Variant(name, entry.label, entry.algo, {**entry.settings, **settings}, dict(settings), entry.tasks)
+    return _expand(suite, [variant], tuple(seeds))
+
+
+def _expand(suite: Suite, variants: Sequence[Variant], seeds: Sequence[int]) -> list[Trial]:
     from adapters.registry import budget_unit, default_eval_episodes
 
     r = _reader(suite)
-    variants = suite.variants()
     trials: list[Trial] = []
     seen: dict[str, str] = {}
-    for seed in suite.seeds:
+    for seed in seeds:
         for task in suite.tasks:
             for variant in variants:
                 if variant.tasks is not None and task.task not in variant.tasks:
@@ -69,8 +88,6 @@ def expand(suite: Suite) -> list[Trial]:
                                                   f"trial (identical settings): change or remove one")
                 seen[trial.trial_id] = trial.label
                 trials.append(trial)
-    if not trials:
-        raise r.fail(("algorithms",), "empty matrix: no algorithm runs any of the suite's tasks")
     return trials
 
 
@@ -85,6 +102,7 @@ def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
     r = _reader(suite)
     located = r.located
     labels = {v.name: v.label for v in suite.variants()}
+    searched = suite.search.algorithm if suite.search is not None else None
     checked: set[tuple[str, str]] = set()
     for trial in trials:
         key = (trial.variant, trial.spec.task)
@@ -95,8 +113,9 @@ def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
             validate_trial(trial.spec)
         except (ConfigError, MissingDependencyError) as error:
             task_at = _task_path(located, trial.spec.task)
-            algo_at = ("algorithms", labels[trial.variant])
-            given_at = _setting_path(suite, trial, labels[trial.variant], error.setting) \
+            label = labels.get(trial.variant, searched)
+            algo_at = ("algorithms", label)
+            given_at = _setting_path(suite, trial, label, error.setting) \
                 if isinstance(error, SettingError) else None
             if given_at is not None:
                 raise r.fail(given_at, f"{trial.variant} on {trial.spec.task}: {error}") from None
@@ -107,7 +126,8 @@ def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
             where = f" (task at line {located.line(task_at)})"
             raise r.fail(algo_at, f"{trial.variant} on {trial.spec.task}{where}: {error}") from None
         except EraError as error:  # pragma: no cover - a family raising something else on validate
-            raise r.fail(("algorithms", labels[trial.variant]), f"{trial.variant} on {trial.spec.task}: {error}") from None
+            raise r.fail(("algorithms", labels.get(trial.variant, searched)),
+                         f"{trial.variant} on {trial.spec.task}: {error}") from None
 
 
 def _reader(suite: Suite) -> Reader:
@@ -126,6 +146,8 @@ def _setting_path(suite: Suite, trial: Trial, label: str, key: str) -> tuple | N
     override each other (sweep, then algorithm, task and suite settings); ``None`` where it was not
     set (a library default)."""
     entry = next(a for a in suite.algorithms if a.label == label)
+    if suite.search is not None and label == suite.search.algorithm and key in suite.search.space:
+        return ("search", "space", key)
     if key in entry.sweep:
         chosen = json.dumps(trial.sweep[key], sort_keys=True)
         index = next(i for i, v in enumerate(entry.sweep[key]) if json.dumps(v, sort_keys=True) == chosen)
@@ -140,10 +162,22 @@ def _setting_path(suite: Suite, trial: Trial, label: str, key: str) -> tuple | N
     return None
 
 
+def search_probes(suite: Suite) -> list[Trial]:
+    """Trials that put each searched setting at its bounds or choices, on the first search seed:
+    validating them checks the whole space with the family before a search starts."""
+    if suite.search is None:
+        return []
+    probes = []
+    for index, settings in enumerate(suite.search.probe_settings()):
+        probes += sample_trials(suite, f"{suite.search.algorithm}[probe={index}]", settings, suite.search.seeds[:1])
+    return probes
+
+
 def load_and_expand(path: str | Path, check: bool = True) -> tuple[Suite, list[Trial]]:
-    """Load, expand and (with ``check``) validate every trial with its family: what the CLI does."""
+    """Load, expand and (with ``check``) validate every trial with its family: what the CLI does.
+    A search suite's space is validated too (:func:`search_probes`)."""
     suite = load_suite(path)
     trials = expand(suite)
     if check:
-        check_trials(suite, trials)
+        check_trials(suite, [*trials, *search_probes(suite)])
     return suite, trials

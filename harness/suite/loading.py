@@ -15,6 +15,7 @@ import yaml
 
 from harness.errors import SuiteError
 from harness.suite.model import AlgorithmEntry, Budget, Resources, Suite, TaskEntry
+from harness.suite.search import SearchSpec, read_search
 from harness.suite.yaml_lines import DuplicateKey, Located, load_located
 
 __all__ = ["load_suite", "Reader", "UNITS"]
@@ -22,7 +23,7 @@ __all__ = ["load_suite", "Reader", "UNITS"]
 UNITS = ("steps", "epochs")
 _TOP_FIELDS = (
     "name", "description", "benchmark", "paper", "sources", "algorithms", "tasks", "seeds",
-    "budget", "eval", "resources", "settings", "max_concurrent", "max_failures",
+    "budget", "eval", "resources", "settings", "max_concurrent", "max_failures", "search",
 )
 _REQUIRED = ("name", "algorithms", "tasks", "seeds")
 _ALGO_FIELDS = ("algo", "settings", "sweep", "tasks")
@@ -196,13 +197,28 @@ def _parse(r: Reader, data: Any) -> Suite:
     description = data.get("description") or ""
     if not isinstance(description, str):
         raise r.fail(("description",), f"expected a string, got {_kind(description)}")
+    search = read_search(r, data["search"], algorithms, seeds) if data.get("search") is not None else None
+    if search is not None:
+        _check_search_objective(r, search, benchmark, [t.task for t in tasks])
     return Suite(
         name=name, path=r.path, algorithms=tuple(algorithms), tasks=tuple(tasks), seeds=seeds,
         budget=budget, eval_every=every, eval_episodes=episodes, resources=resources,
         settings=r.settings(("settings",), data.get("settings")), benchmark=benchmark, paper=paper,
         description=description, sources=tuple(sources), max_concurrent=max_concurrent,
-        max_failures=max_failures, located=r.located,
+        max_failures=max_failures, search=search, located=r.located,
     )
+
+
+def _check_search_objective(r: Reader, search: SearchSpec, benchmark: str, tasks: list[str]) -> None:
+    """A search aggregates normalized scores over its tasks; one task may be raw (nothing to mix)."""
+    from harness.stats.normalize import has_reference
+
+    raw = [t for t in tasks if not has_reference(benchmark, t)]
+    if raw and len(tasks) > 1:
+        raise r.fail(("search",), f"the search objective aggregates over tasks, but {', '.join(raw)} "
+                                  f"{'has' if len(raw) == 1 else 'have'} no reference scores on benchmark "
+                                  f"{benchmark!r} to normalize with: search on one such task, or on tasks "
+                                  f"that have references")
 
 
 def _benchmark(r: Reader, value: Any) -> str:

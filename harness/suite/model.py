@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.trial import TrialSpec
+from harness.suite.search import SearchSpec
 from harness.suite.yaml_lines import Located
 
 __all__ = ["Budget", "Resources", "AlgorithmEntry", "TaskEntry", "Variant", "Suite", "Trial", "trial_hash"]
@@ -98,6 +99,8 @@ class Suite:
     sources: tuple[str, ...] = ()
     max_concurrent: int | None = None
     max_failures: int = 1
+    #: a ``search:`` block: the searched entry's trials come from the search, not from ``seeds``
+    search: SearchSpec | None = None
     located: Located | None = field(default=None, repr=False, compare=False)
 
     def variants(self) -> list[Variant]:
@@ -155,6 +158,7 @@ class Suite:
             "settings": dict(self.settings),
             "max_concurrent": self.max_concurrent,
             "max_failures": self.max_failures,
+            **({"search": self.search.plain()} if self.search is not None else {}),
         }
 
 

@@ -20,6 +20,7 @@ import pytest
 
 import failing_envs
 from conftest import ray_env
+from processes import descendants, stop_leftovers
 from harness.cli import main
 from harness.store import RESULT_COLUMNS
 
@@ -238,53 +239,6 @@ def test_results_dir_checks_and_missing_tracker_exit_2(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ SIGKILL, then --resume
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _descendants(pid: int) -> dict[int, bytes]:
-    """Every process below ``pid``, with its command line (to recognise it after a PID reuse)."""
-    found, todo = {}, [pid]
-    while todo:
-        for child in _children(todo.pop()):
-            try:
-                found[child] = Path(f"/proc/{child}/cmdline").read_bytes()
-            except OSError:
-                continue
-            todo.append(child)
-    return found
-
-
-def _stop_leftovers(processes: dict[int, bytes], wait_s: float = 10.0) -> None:
-    """docs/harness.md: the driver's Ray processes die with it; stop any that did not, by PID."""
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        alive = {p: c for p, c in processes.items() if _same_process(p, c)}
-        if not alive:
-            return
-        time.sleep(0.25)
-    for pid in alive:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
-def _same_process(pid: int, cmdline: bytes) -> bool:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline
-    except OSError:
-        return False
-
-
 def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_path, ray_temp_dir):
     path = write_suite(tmp_path, """\
         name: killme
@@ -313,10 +267,10 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
             assert process.poll() is None, "era run finished before it could be killed:\n" + (tmp_path / "first.log").read_text()
             assert time.monotonic() < deadline, "no partial progress to kill in 240 s"
             time.sleep(0.1)
-        processes = _descendants(process.pid)
+        processes = descendants(process.pid)
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
-    _stop_leftovers(processes)
+    stop_leftovers(processes)
     killed_at = states_in(out)
     done_before = {k for k, s in killed_at.items() if s["status"] == "done"}
     resumed = {k: int(s["records"][-1]["step"]) for k, s in killed_at.items() if s["status"] != "done" and s["records"]}
@@ -465,7 +419,7 @@ def test_ctrl_c_exits_130_with_how_to_resume_and_nothing_failed(tmp_path, ray_te
             assert process.poll() is None, (tmp_path / "run.log").read_text()
             assert time.monotonic() < deadline, "the trial did not start in 90 s"
             time.sleep(0.1)
-        processes = _descendants(process.pid)
+        processes = descendants(process.pid)
         os.kill(process.pid, signal.SIGINT)
         try:
             code = process.wait(timeout=60)
@@ -473,7 +427,7 @@ def test_ctrl_c_exits_130_with_how_to_resume_and_nothing_failed(tmp_path, ray_te
             if process.poll() is None:  # pragma: no cover - it did not stop: the test fails below
                 process.kill()
                 process.wait(timeout=30)
-            _stop_leftovers(processes)
+            stop_leftovers(processes)
     text = (tmp_path / "run.log").read_text()
     assert code == 130, text
     assert f"interrupted: 1 trial(s) unfinished, none failed; resume with: era run {path} --out {out.resolve()} --resume" in text
