@@ -83,7 +83,9 @@ def zoo_file(algo: str) -> Path:
     name = algorithm(algo).library.rsplit(".", 1)[-1].lower()
     path = _folder() / "hyperparams" / f"{name}.yml"
     if not path.is_file():
-        raise MissingDependencyError(f"settings_from: rl-zoo3 has no {path.name} at {path.parent}: reinstall it with {INSTALL}")
+        raise MissingDependencyError(
+            f"settings_from: rl-zoo3 has no {path.name} at {path.parent}: reinstall it with {INSTALL}"
+        )
     return path
 
 
@@ -163,7 +165,7 @@ def _why_not(algo: str, key: str, value: Any) -> str | None:
 
     if key == "n_envs":
         return ("the SB3 family trains on one environment, as here" if value == 1 else
-                f"the SB3 family trains on one environment, so each rollout has n_steps steps, not n_envs x n_steps")
+                "the SB3 family trains on one environment, so each rollout has n_steps steps, not n_envs x n_steps")
     if key == "normalize" and value is False:
         return "normalization is off, as in the SB3 family"
     if key in _ZOO_OPTIONS:
@@ -191,7 +193,8 @@ def _policy_kwargs(value: Any) -> tuple[dict[str, Any], list[Dropped]]:
             read[key] = ACTIVATION_NAMES.get(item, item) if key == "activation_fn" and isinstance(item, str) else item
         return read, []
     if not isinstance(value, str):
-        return {}, [Dropped("policy_kwargs", value, f"expected a dict(...) string or a mapping, got {type(value).__name__}")]
+        wanted = f"expected a dict(...) string or a mapping, got {type(value).__name__}"
+        return {}, [Dropped("policy_kwargs", value, wanted)]
     try:
         node = ast.parse(value.strip(), mode="eval").body
     except SyntaxError as error:
@@ -260,7 +263,8 @@ def _refusal(node: ast.AST) -> str:
     text = ast.unparse(node)
     text = text if len(text) <= 80 else text[:79] + "…"
     if _dotted(node) is not None:
-        return f"{text} is not a name rl-zoo3 values may use here (known: the activations {', '.join(sorted(set(ACTIVATION_NAMES.values())))})"
+        known = ", ".join(sorted(set(ACTIVATION_NAMES.values())))
+        return f"{text} is not a name rl-zoo3 values may use here (known: the activations {known})"
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict":
         return f"{text} is not dict(key=value, ...)"
     if isinstance(node, ast.Call):

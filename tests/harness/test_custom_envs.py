@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import gymnasium as gym
 import pandas as pd
@@ -107,6 +106,20 @@ def test_a_missing_module_or_id_is_one_line_and_exit_2(env_dir, tmp_path, capsys
     assert len(err.splitlines()) == 1, err
     assert err.startswith(f"era list: error: {path}:5: tasks[0]: ") and f"{task}: {expected}" in err
     assert not captured.out
+
+
+def test_a_module_that_fails_on_import_is_one_line_naming_its_error(env_dir):
+    import importlib
+
+    from adapters.errors import ConfigError
+    from adapters.rl.envs import validate_task
+
+    (env_dir / "era_test_broken_env.py").write_text("raise RuntimeError('no simulator here')\n")
+    importlib.invalidate_caches()  # the folder's listing may be cached from an earlier import
+    with pytest.raises(ConfigError) as info:
+        validate_task("gym:era_test_broken_env:X-v0")
+    assert str(info.value) == ("gym:era_test_broken_env:X-v0: importing module 'era_test_broken_env' failed "
+                               "(RuntimeError: no simulator here): fix the module so that it imports")
 
 
 def test_era_run_trains_ppo_and_ppo_era_on_it_in_ray_workers(env_dir, tmp_path, ray_temp_dir):
