@@ -24,6 +24,7 @@ with ``importlib.util.find_spec`` and ``hyperparams/<sac|ppo>.yml`` is read with
 from __future__ import annotations
 
 import ast
+import copy
 import functools
 import importlib.util
 import math
@@ -145,7 +146,7 @@ def translate(algo: str, hyperparameters: dict[str, Any]) -> tuple[dict[str, Any
     """One zoo entry's hyperparameters as ``algo``'s settings: ``(taken, dropped)`` (module docstring)."""
     taken: dict[str, Any] = {}
     dropped: list[Dropped] = []
-    for key, value in hyperparameters.items():
+    for key, value in copy.deepcopy(hyperparameters).items():  # the file's entries are read once and shared
         reason = _why_not(algo, key, value)
         if reason is not None:
             dropped.append(Dropped(key, value, reason))

@@ -124,12 +124,12 @@ def test_a_module_that_fails_on_import_is_one_line_naming_its_error(env_dir):
 
 def test_era_run_trains_ppo_and_ppo_era_on_it_in_ray_workers(env_dir, tmp_path, ray_temp_dir):
     """A real `era run` (its own local Ray): each worker imports the module from PYTHONPATH."""
-    path, out = _suite(tmp_path, budget=128), tmp_path / "results"
+    path, out = _suite(tmp_path), tmp_path / "results"
     run = subprocess.run([*ERA, "run", str(path), "--out", str(out), "--no-report"],
                          env={**os.environ, **ray_env(ray_temp_dir)}, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stdout + run.stderr
     results = pd.read_parquet(out / "results.parquet")
     assert sorted(results.algo) == ["ppo", "ppo-era"] and (results.task == TASK).all()
-    assert (results.step == 128).all() and results.score.notna().all()
+    assert (results.step == 64).all() and results.score.notna().all()
     # the episode is 32 steps of reward -|x| <= 0 (or fewer when the point reaches 0)
     assert ((results.score <= 0) & (results.score >= -32 * 10)).all()
