@@ -43,7 +43,7 @@ __all__ = [
 
 #: prefix -> what it names
 TASK_PREFIXES: dict[str, str] = {
-    "gym": "a Gymnasium id, e.g. gym:HalfCheetah-v5",
+    "gym": "a Gymnasium id, e.g. gym:HalfCheetah-v5, or module:id, e.g. gym:my_pkg.envs:MyEnv-v0",
     "dmc": "a DeepMind Control task, e.g. dmc:cartpole-swingup",
     "hb": "a HumanoidBench task, e.g. hb:h1-walk-v0",
 }
