@@ -17,12 +17,11 @@ import pytest
 
 from conftest import ray_env
 from harness.cli import main
-from test_runner import ERA, write_suite
+from test_runner import ERA, TINY_PPO, write_suite
 
 MODULE = "era_test_point_env"
 ENV_ID = "EraPoint-v0"
 TASK = f"gym:{MODULE}:{ENV_ID}"
-TINY_PPO = "{n_steps: 64, batch_size: 32, n_epochs: 1, policy_kwargs: {net_arch: [16]}}"
 
 POINT_ENV = '''\
 """A 1-D point that must reach 0: continuous actions, registers itself on import."""
