@@ -11,7 +11,9 @@ A family is a package with two functions (``adapters/rl``, ``adapters/vision``, 
 
 and optionally (:func:`family_hook`) ``describe(spec) -> str``, one line on what the trial runs
 (``era list``); environment families also ``default_eval_episodes(task) -> int`` and
-``environment_protocol(spec)`` (how the environment is run; reports state it).
+``environment_protocol(spec)`` (how the environment is run; reports state it). A family whose rows
+name ``settings_sources`` implements ``published_settings(source, algo, task)`` (a suite's
+``settings_from:``), returning :class:`adapters.published.PublishedSettings`.
 Families are imported lazily, so asking for ``sac`` never imports torchvision or TRL.
 """
 
@@ -45,6 +47,7 @@ class Algorithm:
         library: what the family builds it on (for the SB3 family, the SB3 class it instantiates).
         era: whether it is an ERA variant.
         baseline: for an ERA variant, the algorithm it is compared with (reports pair them).
+        settings_sources: the published hyperparameters a suite may take for it (``settings_from:``).
     """
 
     name: str
@@ -53,15 +56,18 @@ class Algorithm:
     library: str
     era: bool = False
     baseline: str | None = None
+    settings_sources: tuple[str, ...] = ()
 
 
+#: rl-baselines3-zoo's published hyperparameters (adapters/rl/zoo.py)
+_ZOO = ("rl-zoo3",)
 _RL, _VISION, _LLM, _TDMPC2 = "adapters.rl", "adapters.vision", "adapters.llm", "adapters.tdmpc2"
 
 ALGORITHMS: dict[str, Algorithm] = {a.name: a for a in (
-    Algorithm("sac", _RL, "steps", "stable_baselines3.SAC"),
-    Algorithm("sac-era", _RL, "steps", "stable_baselines3.SAC", era=True, baseline="sac"),
-    Algorithm("ppo", _RL, "steps", "stable_baselines3.PPO"),
-    Algorithm("ppo-era", _RL, "steps", "stable_baselines3.PPO", era=True, baseline="ppo"),
+    Algorithm("sac", _RL, "steps", "stable_baselines3.SAC", settings_sources=_ZOO),
+    Algorithm("sac-era", _RL, "steps", "stable_baselines3.SAC", era=True, baseline="sac", settings_sources=_ZOO),
+    Algorithm("ppo", _RL, "steps", "stable_baselines3.PPO", settings_sources=_ZOO),
+    Algorithm("ppo-era", _RL, "steps", "stable_baselines3.PPO", era=True, baseline="ppo", settings_sources=_ZOO),
     Algorithm("resnet", _VISION, "epochs", "torchvision"),
     Algorithm("resnet-era", _VISION, "epochs", "torchvision", era=True, baseline="resnet"),
     Algorithm("resnet-ls", _VISION, "epochs", "torchvision"),  # label smoothing

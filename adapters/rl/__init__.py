@@ -1,8 +1,9 @@
 """The stable-baselines3 family: ``sac``, ``sac-era``, ``ppo``, ``ppo-era`` as one trial function.
 
 Implements the family contract of :mod:`adapters.registry` (``validate``, ``run``, ``describe``),
-and the two hooks of environment families: ``default_eval_episodes(task)`` and
-``environment_protocol(spec)``.
+the two hooks of environment families: ``default_eval_episodes(task)`` and
+``environment_protocol(spec)``, and ``published_settings`` (a suite's ``settings_from: rl-zoo3``,
+:mod:`adapters.rl.zoo`).
 
 - ``sac`` / ``ppo`` are SB3's SAC (automatic temperature, target entropy −D) and PPO with their
   defaults; ``settings`` may override any of their scalar keyword arguments (``settings``).
@@ -12,7 +13,7 @@ and the two hooks of environment families: ``default_eval_episodes(task)`` and
 - ``ppo-era`` is SB3's PPO with :class:`~adapters.rl.policies.EraActorCriticPolicy`, no entropy bonus.
 
 One module per concern: ``settings`` (what each algorithm accepts), ``model`` (building it),
-``training`` (the trial loop), ``evaluation``, ``state`` (checkpoints), ``policies`` and
+``training`` (the trial loop), ``zoo`` (rl-baselines3-zoo's hyperparameters), ``evaluation``, ``state`` (checkpoints), ``policies`` and
 ``callbacks`` (where ERA enters SB3), ``truncated_normal``, ``envs`` (task ids), ``protocol``
 (termination, action repeat, evaluation seeding) and ``humanoidbench`` (its compatibility layer).
 """
@@ -22,12 +23,13 @@ from __future__ import annotations
 from adapters.rl.protocol import EnvProtocol, default_eval_episodes
 from collections.abc import Iterator
 
+from adapters.published import PublishedSettings
 from adapters.rl.settings import ERA_SETTINGS, describe, resolve_settings, validate
 from adapters.trial import EvalRecord, TrialCheckpoint, TrialSpec
 
 __all__ = [
     "ERA_SETTINGS", "validate", "run", "describe", "resolve_settings", "default_eval_episodes",
-    "environment_protocol",
+    "environment_protocol", "published_settings",
 ]
 
 
@@ -36,6 +38,13 @@ def run(spec: TrialSpec, checkpoint: TrialCheckpoint) -> Iterator[EvalRecord]:
     from adapters.rl.training import run as _run
 
     return _run(spec, checkpoint)
+
+
+def published_settings(source: str, algo: str, task: str) -> PublishedSettings:
+    """The settings ``algo`` takes from ``source`` (``rl-zoo3``) for ``task``: :mod:`adapters.rl.zoo`."""
+    from adapters.rl.zoo import published_settings as _published
+
+    return _published(source, algo, task)
 
 
 def environment_protocol(spec: TrialSpec) -> EnvProtocol:

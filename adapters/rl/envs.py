@@ -2,7 +2,11 @@
 
 Ids carry a prefix naming their source:
 
-- ``gym:<id>``: any registered Gymnasium id (``gym:HalfCheetah-v5``, ``gym:Pendulum-v1``);
+- ``gym:<id>``: any registered Gymnasium id (``gym:HalfCheetah-v5``, ``gym:Pendulum-v1``), or
+  Gymnasium's ``module:id`` form for an environment of one's own (``gym:my_pkg.envs:MyEnv-v0``):
+  the module is imported wherever the task is checked or made (the driver, and each trial's Ray
+  worker), so its ``gymnasium.register(...)`` call registers the id; ``gym.make`` is given the
+  whole ``module:id``, as Gymnasium itself supports;
 - ``dmc:<domain>-<task>``: a DeepMind Control suite task (``dmc:dog-run``,
   ``dmc:cartpole-swingup``) through :class:`DmcEnv`, a small wrapper with flattened float32
   observations;
@@ -17,6 +21,7 @@ baselines and ERA variants see the same task. :func:`make_env` also applies the 
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterator
@@ -27,7 +32,9 @@ import numpy as np
 from gymnasium import spaces
 
 from adapters.rl.protocol import EnvProtocol
-from adapters.errors import ConfigError, UnknownNameError, close_names, unknown_among_many, unknown_name
+from adapters.errors import (
+    ConfigError, MissingDependencyError, UnknownNameError, close_names, unknown_among_many, unknown_name,
+)
 
 __all__ = [
     "TASK_PREFIXES", "parse_task", "validate_task", "make_env", "DmcEnv", "IgnoreTermination",
@@ -36,7 +43,7 @@ __all__ = [
 
 #: prefix -> what it names
 TASK_PREFIXES: dict[str, str] = {
-    "gym": "a Gymnasium id, e.g. gym:HalfCheetah-v5",
+    "gym": "a Gymnasium id, e.g. gym:HalfCheetah-v5, or module:id, e.g. gym:my_pkg.envs:MyEnv-v0",
     "dmc": "a DeepMind Control task, e.g. dmc:cartpole-swingup",
     "hb": "a HumanoidBench task, e.g. hb:h1-walk-v0",
 }
@@ -86,7 +93,7 @@ def make_env(task: str, seed: int | None = None, protocol: EnvProtocol | None = 
 
         env = make(name)
     else:
-        env = gym.make(name)
+        env = gym.make(name)  # a ``module:id`` is imported by Gymnasium itself (checked above)
     if not isinstance(env.action_space, gym.spaces.Box):
         env.close()
         raise ConfigError(
@@ -211,11 +218,59 @@ DMC_LISTING = ("python -c \"from dm_control import suite; print(*(f'{d}-{t}' for
 
 
 def _check_gym_id(name: str) -> None:
+    if ":" in name:
+        _check_module_gym_id(name)
+        return
     registry = gym.envs.registry
     if name in registry:
         return
     suggestions = [f"gym:{n}" for n in close_names(name, sorted(registry))]
     raise unknown_among_many("Gymnasium id", f"gym:{name}", suggestions, GYM_LISTING)
+
+
+def _check_module_gym_id(name: str) -> None:
+    """``module:id`` (Gymnasium's own form, which ``gym.make`` imports the same way): import the
+    module, then find the id it registered; either failing is one line naming the fix."""
+    task = f"gym:{name}"
+    module, _, env_id = name.partition(":")
+    if not module or not env_id or ":" in env_id:
+        raise UnknownNameError(f"{task}: expected gym:<module>:<Gymnasium id> (e.g. gym:my_pkg.envs:MyEnv-v0), "
+                               f"with one ':' between the module and the id")
+    try:
+        importlib.import_module(module)
+    except ImportError as error:
+        raise MissingDependencyError(
+            f"{task}: cannot import module {module!r} ({_first_line(error)}): install it or put it on PYTHONPATH"
+        ) from None
+    except Exception as error:  # noqa: BLE001 - the module's own code failed while it was imported
+        raise ConfigError(
+            f"{task}: importing module {module!r} failed ({type(error).__name__}: {_first_line(error)}): "
+            f"fix the module so that it imports"
+        ) from None
+    registry = gym.envs.registry
+    if env_id in registry:
+        return
+    own = sorted(i for i, spec in registry.items() if _registered_by(spec, module))
+    if own:
+        listed = f"it registers {', '.join(own[:8])}" + (", ..." if len(own) > 8 else "")
+    else:
+        close = close_names(env_id, sorted(registry))
+        listed = "it registers none" + (f"; close registered ids: {', '.join(close)}" if close else "")
+    raise UnknownNameError(
+        f"{task}: module {module!r} registers no Gymnasium id {env_id!r} ({listed}): fix the id, or the "
+        f"module's gymnasium.register(id=...) call, which must run when the module is imported"
+    )
+
+
+def _registered_by(spec: Any, module: str) -> bool:
+    """Whether a registry entry's environment lives in ``module`` (or below it)."""
+    entry = spec.entry_point
+    where = entry.partition(":")[0] if isinstance(entry, str) else getattr(entry, "__module__", "") or ""
+    return where == module or where.startswith(module + ".")
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import EXIT_OK, command_error
 
-__all__ = ["add_parser", "format_matrix", "format_search"]
+__all__ = ["add_parser", "format_matrix", "format_search", "published_lines"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -70,7 +71,32 @@ def format_matrix(suite, trials: Sequence, states=None) -> str:
         f"retries a failing trial up to {suite.max_failures} time(s)"
     )
     lines += _configurations(trials)
+    lines += published_lines(suite)
     return "\n".join(lines)
+
+
+def _plain(value) -> str:
+    return json.dumps(value, separators=(", ", ": ")) if not isinstance(value, str) else repr(value)
+
+
+def published_lines(suite) -> list[str]:
+    """Per algorithm entry with ``settings_from`` and task: the entry used, the settings taken
+    (marking those the suite's own settings override) and those dropped, each with its reason."""
+    lines = []
+    for entry in suite.algorithms:
+        if not entry.published:
+            continue
+        lines.append(f"settings from {entry.settings_from} for {entry.label} (the suite's own settings win over them):")
+        for task, published in entry.published.items():
+            own = {*suite.settings, *entry.settings, *entry.sweep,
+                   *next(t.settings for t in suite.tasks if t.task == task)}
+            note = f"; {published.note}" if published.note else ""
+            lines.append(f"  on {task}: {published.file}, entry {published.entry}{note}")
+            took = [f"{k}={_plain(v)}" + (" (the suite's value wins)" if k in own else "")
+                    for k, v in published.taken.items()]
+            lines.append(f"    took: {', '.join(took) or 'nothing'}")
+            lines += [f"    dropped {d.key}={_plain(d.value)}: {d.reason}" for d in published.dropped]
+    return lines
 
 
 def _configurations(trials: Sequence) -> list[str]:

@@ -13,6 +13,7 @@ The shape (every field is checked; unknown ones are refused)::
         settings: {entropy_per_dim: -0.5}
         sweep: {entropy_per_dim: [-1.0, -0.5, 0.0]}   # one variant per value
         tasks: [gym:Pendulum-v1]     # optional: only these of the suite's tasks
+      sac: {settings_from: rl-zoo3}  # optional (SB3 algorithms): rl-baselines3-zoo's hyperparameters
     tasks:                           # a list, or task -> overrides (the rl-baselines3-zoo shape)
       gym:Pendulum-v1: {budget: 4000, settings: {learning_rate: 0.001}}
       digits: {budget: {epochs: 2}}
@@ -30,8 +31,20 @@ The shape (every field is checked; unknown ones are refused)::
       seeds: [0, 1]
       space: {entropy_per_dim: {uniform: [-1.5, 1.0]}}
 
-Settings merge shallowly, later wins: suite ``settings`` < task ``settings`` < algorithm
-``settings`` < the variant's sweep value. A variant is named ``label[key=value,...]``.
+Settings merge shallowly, later wins: ``settings_from`` values < suite ``settings`` < task
+``settings`` < algorithm ``settings`` < the variant's sweep value. A variant is named
+``label[key=value,...]``.
+
+``settings_from: rl-zoo3`` (``sac``, ``sac-era``, ``ppo``, ``ppo-era``) takes rl-baselines3-zoo's
+published hyperparameters for the algorithm on each of its tasks as the base of its settings: any
+setting the suite gives anywhere wins over the zoo's (shallowly: a suite's ``policy_kwargs``
+replaces the zoo's whole ``policy_kwargs``). The entry is the task's Gymnasium id, else the same
+name at the newest version the zoo has (``HalfCheetah-v5`` -> ``HalfCheetah-v4``); a task the
+zoo has no entry for is an error at the ``settings_from`` line. What cannot be taken (the zoo's own
+options such as ``n_envs`` and ``normalize``, linear schedules, gSDE and ``ent_coef`` for the ERA
+variants) is dropped with the reason; ``era list`` prints what was taken and dropped per algorithm
+and task, and the taken values are part of each trial's settings (its hash, its results). Rules:
+:mod:`adapters.rl.zoo`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,8 @@ def sample_trials(suite: Suite, name: str, settings: dict, seeds: Sequence[int])
     on top of its own, named ``name``, on every task it runs and each of ``seeds``."""
     assert suite.search is not None
     entry = next(a for a in suite.algorithms if a.label == suite.search.algorithm)
-    variant = Variant(name, entry.label, entry.algo, {**entry.settings, **settings}, dict(settings), entry.tasks)
+    variant = Variant(name, entry.label, entry.algo, {**entry.settings, **settings}, dict(settings), entry.tasks,
+                      entry.published)
     return _expand(suite, [variant], tuple(seeds))
 
 
@@ -75,7 +76,8 @@ def _expand(suite: Suite, variants: Sequence[Variant], seeds: Sequence[int]) -> 
                     budget=amount,
                     eval_every=every,
                     eval_episodes=task.eval_episodes or suite.eval_episodes or default_eval_episodes(variant.algo, task.task),
-                    settings={**suite.settings, **task.settings, **variant.settings},
+                    settings={**variant.settings_for(task.task), **suite.settings, **task.settings,
+                              **variant.settings},
                     # a trial given GPUs sees only those under Ray; one given none would still see
                     # every GPU of its node (Ray sets CUDA_VISIBLE_DEVICES only for GPU requests)
                     device="auto" if resources.gpus > 0 else "cpu",
@@ -118,7 +120,13 @@ def check_trials(suite: Suite, trials: Sequence[Trial]) -> None:
             given_at = _setting_path(suite, trial, label, error.setting) \
                 if isinstance(error, SettingError) else None
             if given_at is not None:
-                raise r.fail(given_at, f"{trial.variant} on {trial.spec.task}: {error}") from None
+                hint = ""
+                if given_at[-1] == "settings_from":
+                    entry = next(a for a in suite.algorithms if a.label == label)
+                    published = entry.published[trial.spec.task]
+                    hint = (f" (the value is {published.source}'s, entry {published.entry}: set {error.setting} "
+                            f"in the suite's settings to override it)")
+                raise r.fail(given_at, f"{trial.variant} on {trial.spec.task}: {error}{hint}") from None
             name = trial.spec.task.partition(":")[2] or trial.spec.task
             if name in str(error):  # the family is complaining about the task: point at it
                 where = f" (algorithm at line {located.line(algo_at)})"
@@ -143,8 +151,8 @@ def _task_path(located: Located, task: str) -> tuple:
 
 def _setting_path(suite: Suite, trial: Trial, label: str, key: str) -> tuple | None:
     """Where ``trial`` (of algorithm entry ``label``) got setting ``key``, in the order settings
-    override each other (sweep, then algorithm, task and suite settings); ``None`` where it was not
-    set (a library default)."""
+    override each other (sweep, then algorithm, task and suite settings, then ``settings_from``);
+    ``None`` where it was not set (a library default)."""
     entry = next(a for a in suite.algorithms if a.label == label)
     if suite.search is not None and label == suite.search.algorithm and key in suite.search.space:
         return ("search", "space", key)
@@ -159,6 +167,9 @@ def _setting_path(suite: Suite, trial: Trial, label: str, key: str) -> tuple | N
         return ("tasks", task.task, "settings", key)
     if key in suite.settings:
         return ("settings", key)
+    published = entry.published.get(trial.spec.task)
+    if published is not None and key in published.taken:
+        return ("algorithms", label, "settings_from")
     return None
 
 

@@ -26,7 +26,7 @@ _TOP_FIELDS = (
     "budget", "eval", "resources", "settings", "max_concurrent", "max_failures", "search",
 )
 _REQUIRED = ("name", "algorithms", "tasks", "seeds")
-_ALGO_FIELDS = ("algo", "settings", "sweep", "tasks")
+_ALGO_FIELDS = ("algo", "settings", "settings_from", "sweep", "tasks")
 _TASK_FIELDS = ("budget", "eval", "resources", "settings")
 _EVAL_FIELDS = ("every", "episodes")
 _RESOURCE_FIELDS = ("cpus", "gpus")
@@ -316,7 +316,40 @@ def _algorithms(r: Reader, value: Any, tasks: list[str]) -> list[AlgorithmEntry]
                 if task not in tasks:
                     raise r.fail((*at, "tasks", i), f"{task!r} is not one of the suite's tasks ({', '.join(tasks)})")
             only = tuple(only)
-        out.append(AlgorithmEntry(label, algo, r.settings((*at, "settings"), block.get("settings")), sweep, only))
+        source, published = None, {}
+        if block.get("settings_from") is not None:
+            source = r.string((*at, "settings_from"), block["settings_from"])
+            published = _published(r, (*at, "settings_from"), label, algo, source, only or tasks)
+        out.append(AlgorithmEntry(label, algo, r.settings((*at, "settings"), block.get("settings")), sweep, only,
+                                  source, published))
+    return out
+
+
+def _published(r: Reader, where, label: str, algo: str, source: str, tasks: Sequence[str]) -> dict:
+    """What ``algo`` takes from ``source`` for each task (its family's ``published_settings``), or a
+    ``SuiteError`` at the ``settings_from`` line."""
+    from adapters.errors import ConfigError, MissingDependencyError
+    from adapters.registry import ALGORITHMS, algorithm, family_hook
+
+    row = algorithm(algo)
+    if source not in row.settings_sources:
+        takers = sorted(name for name, a in ALGORITHMS.items() if source in a.settings_sources)
+        if row.settings_sources:
+            problem = f"{algo} takes settings from {', '.join(row.settings_sources)} only, not {source!r}"
+        elif takers:
+            problem = (f"{algo} ({row.family}) has no published settings to take from {source!r}: only "
+                       f"{', '.join(takers)} do; remove settings_from and give its settings yourself")
+        else:
+            sources = sorted({s for a in ALGORITHMS.values() for s in a.settings_sources})
+            problem = f"unknown settings source {source!r}; known sources: {', '.join(sources)}"
+        raise r.fail(where, problem)
+    hook = family_hook(algo, "published_settings")
+    out = {}
+    for task in tasks:
+        try:
+            out[task] = hook(source, algo, task)
+        except (ConfigError, MissingDependencyError) as error:
+            raise r.fail(where, f"{label} on {task}: {error}") from None
     return out
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adapters.published import PublishedSettings
 from adapters.trial import TrialSpec
 from harness.suite.search import SearchSpec
 from harness.suite.yaml_lines import Located
@@ -46,13 +47,16 @@ class Resources:
 
 @dataclass(frozen=True)
 class AlgorithmEntry:
-    """One ``algorithms:`` entry: a label, its registry algorithm, settings and sweep."""
+    """One ``algorithms:`` entry: a label, its registry algorithm, settings and sweep; with
+    ``settings_from``, what it takes from that source per task (``published``)."""
 
     label: str
     algo: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     sweep: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     tasks: tuple[str, ...] | None = None
+    settings_from: str | None = None
+    published: Mapping[str, PublishedSettings] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,13 @@ class Variant:
     settings: Mapping[str, Any]
     sweep: Mapping[str, Any]
     tasks: tuple[str, ...] | None
+    published: Mapping[str, PublishedSettings] = field(default_factory=dict)
+
+    def settings_for(self, task: str) -> dict[str, Any]:
+        """The settings this variant takes from its ``settings_from`` source for ``task`` (``{}``
+        without one): the base that every setting of the suite overrides."""
+        published = self.published.get(task)
+        return dict(published.taken) if published is not None else {}
 
 
 @dataclass(frozen=True)
@@ -115,7 +126,7 @@ class Suite:
                     name += "[" + ",".join(f"{k}={_fmt(v)}" for k, v in chosen.items()) + "]"
                 out.append(
                     Variant(name, entry.label, entry.algo, {**entry.settings, **chosen}, chosen,
-                            entry.tasks)
+                            entry.tasks, entry.published)
                 )
         return out
 
@@ -131,7 +142,9 @@ class Suite:
             "algorithms": [
                 {"label": a.label, "algo": a.algo, "settings": dict(a.settings),
                  "sweep": {k: list(v) for k, v in a.sweep.items()},
-                 "tasks": list(a.tasks) if a.tasks is not None else None}
+                 "tasks": list(a.tasks) if a.tasks is not None else None,
+                 "settings_from": a.settings_from,
+                 "published": {task: p.plain() for task, p in a.published.items()}}
                 for a in self.algorithms
             ],
             "variants": [
