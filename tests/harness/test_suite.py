@@ -268,6 +268,10 @@ def test_list_prints_every_trial_count_and_resources(tmp_path, capsys):
 def test_shipped_suite_loads_and_expands(path):
     suite = load_suite(path)
     trials = expand(suite)
+    if suite.search is not None:  # the searched entry's trials come from the search
+        from harness.suite.expansion import sample_trials
+
+        trials += sample_trials(suite, "sample", {}, suite.search.seeds)
     assert trials and suite.sources, f"{path.name} should cite where its settings come from"
     assert len({t.variant for t in trials}) >= 2  # ERA and its baseline
 
