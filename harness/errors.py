@@ -14,7 +14,7 @@ from adapters.errors import ConfigError, EraError
 
 __all__ = [
     "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED",
-    "SuiteError", "ResultsDirError", "ClusterError", "TrialFailedError", "command_error", "error_line",
+    "SuiteError", "ResultsDirError", "ClusterError", "TrackerError", "TrialFailedError", "command_error", "error_line",
     "strip_ansi",
 ]
 
@@ -107,6 +107,11 @@ class ResultsDirError(ConfigError):
 
 class ClusterError(ConfigError):
     """Ray could not be started or reached, or it lacks the resources a trial asks for."""
+
+
+class TrackerError(ConfigError):
+    """An experiment tracker (``--wandb``, ``--mlflow``) that cannot be set up: not logged in, a store
+    or server that cannot be opened."""
 
 
 class TrialFailedError(EraError, RuntimeError):

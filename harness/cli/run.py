@@ -44,9 +44,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                         help="Ray Tune storage for checkpoints and logs (default DIR/tune); on a "
                              "multi-node cluster use shared storage (NFS path or s3://...)")
     parser.add_argument("--wandb", default=None, metavar="PROJECT",
-                        help="also log every trial to Weights & Biases (needs: pip install wandb)")
+                        help="also log every trial to Weights & Biases project PROJECT, one run per trial "
+                             "grouped by suite (WANDB_MODE=offline: to DIR/wandb, upload later with wandb "
+                             "sync; needs: pip install 'era-harness[trackers]')")
     parser.add_argument("--mlflow", default=None, metavar="URI",
-                        help="also log every trial to MLflow at URI (needs: pip install mlflow)")
+                        help="also log every trial to MLflow at URI (a server, sqlite:///mlflow.db, or a "
+                             "folder such as ./mlruns), one run per trial in an experiment named by the "
+                             "suite (needs: pip install 'era-harness[trackers]')")
     parser.add_argument("--report-dir", type=Path, default=None, metavar="DIR",
                         help="where the report goes (default reports/<suite name>/)")
     parser.add_argument("--no-report", action="store_true", help="do not write the report at the end")

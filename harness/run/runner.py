@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from adapters.errors import MissingDependencyError
 from harness import project_root
 from harness.cluster.jobs import CODE_SHIPPED
 from harness.errors import ClusterError, ResultsDirError, error_line
@@ -32,7 +31,7 @@ from harness.store.provenance import code_version
 from harness.store import TableCache, TrialState, check_results_dir, read_states, save_tables
 from harness.suite import Suite, Trial
 
-__all__ = ["RunOptions", "RunSummary", "TrialSource", "run_suite", "holding", "tracker_callbacks", "plan_run"]
+__all__ = ["RunOptions", "RunSummary", "TrialSource", "run_suite", "holding", "plan_run"]
 
 #: what a cluster's workers should not receive when the code is shipped as the working dir
 _SHIP_EXCLUDES = [".venv", ".git", "results", "runs", "reports", "**/__pycache__", "*.parquet"]
@@ -76,33 +75,6 @@ class RunSummary:
     @property
     def ok(self) -> bool:
         return not self.failed and not self.unfinished
-
-
-def tracker_callbacks(suite: Suite, wandb_project: str | None, mlflow_uri: str | None) -> list[Any]:
-    """Ray Tune's own W&B / MLflow logger callbacks; a missing package raises with the install hint.
-
-    TensorBoard needs nothing: Tune writes every trial's metrics with its default TBX logger.
-    """
-    callbacks = []
-    if wandb_project:
-        try:
-            import wandb  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError(
-                "--wandb needs the wandb package: pip install wandb (then wandb login)"
-            ) from None
-        from ray.air.integrations.wandb import WandbLoggerCallback
-
-        callbacks.append(WandbLoggerCallback(project=wandb_project, group=suite.name))
-    if mlflow_uri:
-        try:
-            import mlflow  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError("--mlflow needs the mlflow package: pip install mlflow") from None
-        from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-        callbacks.append(MLflowLoggerCallback(tracking_uri=mlflow_uri, experiment_name=suite.name))
-    return callbacks
 
 
 def plan_run(suite: Suite, trials: Sequence[Trial], options: RunOptions) -> dict[str, TrialState]:
@@ -354,6 +326,7 @@ def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], o
     ``searcher``, over the trials it hands out (``num_samples=-1``: until it says it is finished)."""
     from ray import tune
 
+    from harness.run.trackers import trial_name
     from harness.run.trainable import run_suite_trial
 
     concurrent = options.max_concurrent or suite.max_concurrent
@@ -374,6 +347,7 @@ def _tuner(suite: Suite, todo: Sequence[Trial], states: dict[str, TrialState], o
             max_concurrent_trials=concurrent,
             reuse_actors=True,  # an actor per trial costs ~2 s (docs/harness.md)
             trial_dirname_creator=_dirname,
+            trial_name_creator=trial_name,  # what W&B and MLflow name the trial's run by
         ),
         run_config=tune.RunConfig(
             name=run_name,
@@ -485,11 +459,12 @@ def _run_locked(suite: Suite, trials: Sequence[Trial], options: RunOptions, stat
     """:func:`run_suite` once it holds the folder's lock; fills ``states`` with the trials' states."""
     from harness.run.progress import ProgressPrinter
     from harness.run.recorder import Recorder
+    from harness.run.trackers import tracker_callbacks
 
     out = options.out
     cache = TableCache()  # shared with the Recorder: each table write rebuilds only the trials that changed
     states.update(plan_run(suite, trials, options))
-    trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri)
+    trackers = tracker_callbacks(suite, options.wandb_project, options.mlflow_uri, out, write)
     todo = [t for t in trials if states[t.trial_id].status != "done"]
     summary.done_before = len(trials) - len(todo)
     if not todo and source is None:

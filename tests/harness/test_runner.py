@@ -235,7 +235,7 @@ def test_results_dir_checks_and_missing_tracker_exit_2(tmp_path, capsys):
         import wandb  # noqa: F401
     except ImportError:
         assert main(["run", str(path), "--out", str(out), "--wandb", "proj"]) == 2
-        assert "pip install wandb" in capsys.readouterr().err and not out.exists()
+        assert "pip install 'era-harness[trackers]'" in capsys.readouterr().err and not out.exists()
 
 
 # ------------------------------------------------------------------ SIGKILL, then --resume
