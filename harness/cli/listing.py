@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.errors import EXIT_OK, command_error
+from harness.suite.search import METHOD_NAMES
 
 __all__ = ["add_parser", "format_matrix", "format_search", "published_lines"]
 
@@ -153,7 +154,7 @@ def format_search(suite) -> str:
     spec = suite.search
     per_sample = sample_trials(suite, "sample", {}, spec.seeds)
     space = "; ".join(f"{key} {param.kind} {list(param.values)}" for key, param in spec.space.items())
-    method = {"tpe": "Optuna's TPE (through Ray Tune)", "random": "random sampling"}[spec.method]
+    method = METHOD_NAMES[spec.method]
     return "\n".join([
         f"search: {spec.samples} samples of {spec.algorithm} by {method}, seed {spec.seed}, over {space}",
         f"  each sample: {len(per_sample)} trials ({len(spec.seeds)} seeds {list(spec.seeds)} x "
@@ -161,7 +162,8 @@ def format_search(suite) -> str:
         f"{spec.objective} of the final {'normalized ' if _normalized(suite, per_sample) else 'raw '}scores, maximised",
         f"  then: the best sample and {spec.baseline} on the held-out seeds {list(suite.seeds)} "
         f"({len(sample_trials(suite, 'best', {}, suite.seeds))} trials for the best, listed above for "
-        f"{spec.baseline}); {spec.concurrent or 'as many as the CPUs fit'} sample(s) at a time",
+        f"{spec.baseline}); " + (f"{spec.concurrent} sample(s) at a time" if spec.concurrent
+                                  else "as many samples at a time as the CPUs fit"),
     ])
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from harness import stats
 from harness.report.loading import ResultsDir
+from harness.suite.search import METHOD_NAMES
 
 __all__ = ["split_search", "search_section", "search_lines", "draw_objectives", "FIGURE"]
 
@@ -117,7 +118,8 @@ def search_lines(section: Mapping, fmt_ci: Callable[[Mapping | None], str], tabl
     n = len(section["samples"])
     lines = [
         "## Search", "",
-        f"{n} of {section['samples_planned']} samples of `{section['algorithm']}` by {section['method']}, each on "
+        f"{n} of {section['samples_planned']} samples of `{section['algorithm']}` by "
+        f"{METHOD_NAMES.get(section['method'], section['method'])}, each on "
         f"{len(section['seeds'])} seeds ({', '.join(map(str, section['seeds']))}) × {len(section['tasks'])} "
         f"task(s) ({tasks}): {section['trials']} trials. Objective: {section['objective'].upper()} of the final "
         f"{section['scores']} scores over those seeds and tasks, maximised (95% stratified-bootstrap intervals). "

@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from harness.suite.loading import Reader
 
-__all__ = ["Param", "SearchSpec", "read_search", "METHODS", "OBJECTIVES", "DISTRIBUTIONS"]
+__all__ = ["Param", "SearchSpec", "read_search", "METHODS", "METHOD_NAMES", "OBJECTIVES", "DISTRIBUTIONS"]
 
 METHODS = ("tpe", "random")
+#: how reports and ``era list`` name each method
+METHOD_NAMES = {"tpe": "Optuna's TPE (through Ray Tune)", "random": "random sampling"}
 OBJECTIVES = ("iqm", "mean")
 DISTRIBUTIONS = ("uniform", "loguniform", "integer", "choice")
 _FIELDS = ("algorithm", "baseline", "method", "samples", "seeds", "objective", "concurrent", "seed", "space")
