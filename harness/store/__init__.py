@@ -214,7 +214,9 @@ def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialSta
         problem = _state_problem(data, trial_id, checked)
         if problem is not None:
             raise corrupt_file(path, problem, fix)
-        states[trial_id] = TrialState.from_json({"trial_id": trial_id, **data, **({"records": records} if checked else {})})
+        if checked:
+            data = {**data, "records": records}
+        states[trial_id] = TrialState.from_json({"trial_id": trial_id, **data})
     return states
 
 

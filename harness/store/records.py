@@ -238,7 +238,7 @@ class Records(Sequence):
         values are all ints; else ``None``."""
         if self._layout_of is not None or self._objects is not None:
             return None
-        ints = self._ints if all(type(i) is bool for i in self._ints) else tuple(i is True for i in self._ints)
+        ints = self._ints if set(map(type, self._ints)) <= {bool} else tuple(i is True for i in self._ints)
         return self._keys, self._numbers, ints
 
     def numbers(self, key: str) -> np.ndarray | None:

@@ -292,7 +292,7 @@ class TableCache:
         cached = self._packages.get(trial_id)
         if cached is not None and cached[2] and cached[0] == packages:
             return cached[1]
-        plain = all(type(k) is str and type(v) is str for k, v in packages.items())
+        plain = set(map(type, packages)) <= {str} and set(map(type, packages.values())) <= {str}
         key = tuple(packages.items()) if plain else None
         text = self._package_texts.get(key) if plain else None
         if text is None:
