@@ -35,10 +35,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from harness.errors import ResultsDirError
 from harness.store.records import Records
-from harness.store.tables import RESULT_COLUMNS, STATUSES, TableCache, results_table, trials_frame, write_results
+from harness.store.tables import (
+    RESULT_COLUMNS,
+    STATUSES,
+    TableCache,
+    results_table,
+    trials_frame,
+    trials_table,
+    write_results,
+)
 
 if TYPE_CHECKING:
     from harness.suite import Suite, Trial
@@ -56,6 +65,7 @@ __all__ = [
     "corrupt_file",
     "results_frame",
     "trials_frame",
+    "trials_table",
     "write_tables",
     "save_tables",
     "write_trial_tables",
@@ -82,8 +92,13 @@ def write_atomic(path: str | Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """:func:`write_atomic` of a parquet table."""
+def write_parquet_atomic(frame: pd.DataFrame | pa.Table, path: str | Path) -> Path:
+    """:func:`write_atomic` of a parquet table: a pandas frame as ``frame.to_parquet(index=False)``
+    writes it, a pyarrow table as pandas writes the frame it came from (snappy)."""
+    if isinstance(frame, pa.Table):
+        import pyarrow.parquet as pq
+
+        return write_atomic(path, lambda tmp: pq.write_table(frame, tmp, compression="snappy"))
     return write_atomic(path, lambda tmp: frame.to_parquet(tmp, index=False))
 
 
@@ -147,9 +162,9 @@ def corrupt_file(path: str | Path, problem: str, fix: str) -> ResultsDirError:
 
 def read_json_file(path: str | Path, fix: str) -> Any:
     """A JSON state file's content; ``ResultsDirError`` naming the file and ``fix`` if it is not JSON."""
-    path = Path(path)
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
+        with open(path, "rb") as handle:
+            return json.loads(handle.read().decode("utf-8"))
     except UnicodeDecodeError:
         raise corrupt_file(path, "not UTF-8 text", fix) from None
     except json.JSONDecodeError as error:
@@ -158,8 +173,9 @@ def read_json_file(path: str | Path, fix: str) -> Any:
         raise ResultsDirError(f"cannot read {path} ({error.strerror or error}): check its permissions") from None
 
 
-def _state_problem(data: Any, trial_id: str) -> str | None:
-    """What makes ``data`` no trial state of ``trial_id``, or ``None``."""
+def _state_problem(data: Any, trial_id: str, records_checked: bool = False) -> str | None:
+    """What makes ``data`` no trial state of ``trial_id``, or ``None`` (``records_checked``: its
+    records are known to be evaluations with a step)."""
     if not isinstance(data, dict):
         return f"a JSON {type(data).__name__}, not an object"
     if data.get("trial_id", trial_id) != trial_id:
@@ -167,8 +183,8 @@ def _state_problem(data: Any, trial_id: str) -> str | None:
     if not isinstance(data.get("status", "pending"), str):
         return "its status is not text"
     records = data.get("records", [])
-    if not isinstance(records, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("step"), (int, float)) for r in records):
+    if not records_checked and (not isinstance(records, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("step"), (int, float)) for r in records)):
         return "its records are not a list of evaluations with a step"
     for name in ("checkpoint", "error", "traceback"):
         if not isinstance(data.get(name), (str, type(None))):
@@ -182,17 +198,24 @@ def read_states(out: str | Path, trial_ids: Iterable[str]) -> dict[str, TrialSta
     Raises ``ResultsDirError`` (exit 2) naming a state file that is not a trial state, and the fix.
     """
     states = {}
+    folder = str(Path(out) / "trials")  # then os.path, not pathlib: a resume reads 10,000s of these
     for trial_id in trial_ids:
-        path = _state_path(Path(out), trial_id)
-        if not path.exists():
+        path = os.path.join(folder, f"{trial_id}.json")
+        if not os.path.exists(path):
             states[trial_id] = TrialState(trial_id)
             continue
         fix = (f"delete it and run again; trial {trial_id} then starts over (the other trials keep their "
                f"results)")
         data = read_json_file(path, fix)
-        problem = _state_problem(data, trial_id)
+        # the usual records (a dict of the same numbers each) are checked by making them compact
+        records = Records.uniform(data["records"]) if isinstance(data, dict) and type(data.get("records")) is list \
+            else None
+        checked = records is not None and (not records or "step" in records.keys)
+        problem = _state_problem(data, trial_id, checked)
         if problem is not None:
             raise corrupt_file(path, problem, fix)
+        if checked:
+            data = {**data, "records": records}
         states[trial_id] = TrialState.from_json({"trial_id": trial_id, **data})
     return states
 
@@ -266,14 +289,14 @@ def write_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"], sta
     rewrites them while trials report, calls :func:`save_tables` instead."""
     cache = cache if cache is not None else TableCache()
     table = save_tables(out, suite, trials, states, cache)
-    return results_table(trials, states, suite.benchmark, cache).to_pandas(), table
+    return results_table(trials, states, suite.benchmark, cache).to_pandas(), table.to_pandas()
 
 
 def save_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"], states: Mapping[str, TrialState],
-                cache: TableCache | None = None) -> pd.DataFrame:
-    """:func:`write_tables` without a frame of the results, which it writes a row group at a time;
-    with the same ``cache`` from call to call, only the rows of trials whose records changed are
-    built again. Returns the trials table."""
+                cache: TableCache | None = None) -> pa.Table:
+    """:func:`write_tables` without pandas frames (what the driver calls every few seconds): it
+    writes results.parquet a row group at a time; with the same ``cache`` from call to call, only
+    the rows of trials whose records changed are built again. Returns the trials table (pyarrow)."""
     out = Path(out)
     plain = suite.plain()
     plain["trials"] = len(trials)
@@ -282,10 +305,10 @@ def save_tables(out: str | Path, suite: "Suite", trials: Sequence["Trial"], stat
 
 
 def _write_frames(out: Path, trials: Sequence["Trial"], states: Mapping[str, TrialState], benchmark: str,
-                  cache: TableCache | None = None) -> pd.DataFrame:
+                  cache: TableCache | None = None) -> pa.Table:
     cache = cache if cache is not None else TableCache()
     write_atomic(out / "results.parquet", lambda tmp: write_results(tmp, trials, states, benchmark, cache))
-    table = trials_frame(trials, states, cache)
+    table = trials_table(trials, states, cache)
     write_parquet_atomic(table, out / "trials.parquet")
     return table
 
@@ -305,4 +328,4 @@ def write_trial_tables(out: str | Path, trial: "Trial", state: TrialState) -> tu
     write_json_atomic(plain, out / "suite.json")
     cache = TableCache()
     table = _write_frames(out, [trial], {trial.trial_id: state}, "auto", cache)
-    return results_table([trial], {trial.trial_id: state}, "auto", cache).to_pandas(), table
+    return results_table([trial], {trial.trial_id: state}, "auto", cache).to_pandas(), table.to_pandas()

@@ -54,6 +54,14 @@ class Records(Sequence):
         if not self._uniform(rows):
             self._general(rows)
 
+    @classmethod
+    def uniform(cls, rows: list) -> "Records | None":
+        """``Records(rows)`` when every record is a dict with the same keys in the same order and
+        the same type (int or float) under each key (or there are none); else ``None``."""
+        records = cls.__new__(cls)
+        records._n = len(rows)
+        return records if records._uniform(rows) else None
+
     # -- building
     def _uniform(self, rows: list) -> bool:
         """The usual case, with no Python loop over the values: every record a dict with the same
@@ -64,12 +72,12 @@ class Records(Sequence):
         if len(layouts) != 1:
             return False
         (keys,) = layouts
-        types = tuple(map(type, chain.from_iterable(map(dict.values, rows))))
-        kind = types[:len(keys)]
-        if types != kind * len(rows) or not set(kind) <= {int, float}:
+        values = list(chain.from_iterable(map(dict.values, rows)))
+        kind = tuple(map(type, values[:len(keys)]))
+        if tuple(map(type, values)) != kind * len(rows) or not set(kind) <= {int, float}:
             return False
         try:
-            flat = np.fromiter(chain.from_iterable(map(dict.values, rows)), dtype=np.float64, count=len(types))
+            flat = np.array(values, dtype=np.float64)
         except OverflowError:
             return False
         numbers = flat.reshape(len(rows), len(keys)).T.copy()  # one contiguous row per key
@@ -223,6 +231,15 @@ class Records(Sequence):
             return None
         columns = dict(zip(self._keys, self._numbers))
         return columns, frozenset(k for k, ints in zip(self._keys, self._ints) if ints is True)
+
+    def matrix(self) -> tuple[tuple[str, ...], np.ndarray, tuple[bool, ...]] | None:
+        """When every record has the same keys and only numbers (the usual case): the keys, their
+        values as float64 with a row per key (a view: do not write to it), and whether each key's
+        values are all ints; else ``None``."""
+        if self._layout_of is not None or self._objects is not None:
+            return None
+        ints = self._ints if set(map(type, self._ints)) <= {bool} else tuple(i is True for i in self._ints)
+        return self._keys, self._numbers, ints
 
     def numbers(self, key: str) -> np.ndarray | None:
         """The values under ``key`` as float64 (NaN where a record lacks it), or ``None`` if some

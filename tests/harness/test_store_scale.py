@@ -182,6 +182,9 @@ def _assert_tables_equal(out, trials, states, benchmark, returned=None):
     for name in ("results.parquet", "trials.parquet"):
         ours, theirs = pq.read_schema(out / name), pq.read_schema(reference_dir / name)
         assert ours.equals(theirs, check_metadata=True), (name, ours, theirs)
+        # the footer's own metadata too, in order (results.parquet writes it itself: see write_results)
+        footer = lambda path: list(pq.read_metadata(path).metadata.items())  # noqa: E731
+        assert footer(out / name) == footer(reference_dir / name), name
         pd.testing.assert_frame_equal(pd.read_parquet(out / name), pd.read_parquet(reference_dir / name))
     if returned is not None:
         pd.testing.assert_frame_equal(returned[0], pd.read_parquet(reference_dir / "results.parquet"))
@@ -374,3 +377,30 @@ def test_remembered_texts_tell_1_from_true(mixed, tmp_path):
     save_tables(out, suite, both, states, cache)
     assert pd.read_parquet(out / "trials.parquet").packages.tolist() == ['{"numpy": "2.0"}', '{"numpy": true}']
     _assert_tables_equal(out, both, states, suite.benchmark)
+
+
+def test_trials_of_unusual_values_go_through_pandas(mixed, tmp_path):
+    """A trials.parquet column whose values pyarrow's fast path does not type as pandas would (a
+    number where text is usual, a float count) is built by pandas, as before."""
+    suite, trials = mixed
+    states = _states(trials)
+    states[trials[1].trial_id].failures = 1.5
+    for state in states.values():
+        state.code_version = None
+    states[trials[0].trial_id].code_version = 7
+    out = tmp_path / "out"
+    write_tables(out, suite, trials, states)
+    _assert_tables_equal(out, trials, states, suite.benchmark)
+    table = pd.read_parquet(out / "trials.parquet")
+    assert table.failures.dtype == "float64" and table.code_version.tolist()[0] == 7
+
+
+def test_uniform_records_without_a_step_are_still_refused(tmp_path):
+    from harness.errors import ResultsDirError
+
+    (tmp_path / "trials").mkdir()
+    (tmp_path / "trials" / "abc.json").write_text(json.dumps({"records": [{"score": 1.0}, {"score": 2.0}]}))
+    with pytest.raises(ResultsDirError, match="records are not a list of evaluations with a step"):
+        read_states(tmp_path, ["abc"])
+    (tmp_path / "trials" / "abc.json").write_text(json.dumps({"records": [{"step": True, "score": 1.0}]}))
+    assert read_states(tmp_path, ["abc"])["abc"].records[0] == {"step": True, "score": 1.0}
