@@ -216,10 +216,12 @@ FLOOR_SETTINGS = dict(learning_rate=3e-4, eval_samples=4)
 FLOOR_BAND = 0.1
 
 
-def _floor_trial(algo: str, extra: dict, folder):
-    """One seed-0 trial of the floor test and its final model's mean response entropy per prompt
-    (64 fresh samples each): (first record, last record, per-prompt entropies). Module level: the
-    test runs ``grpo-era``'s in a second process while this one trains ``grpo``'s."""
+@needs_trl
+def test_era_holds_response_entropy_at_its_floor_while_grpo_collapses(tmp_path):
+    """On llm:tagged-sum (a free tag the reward never reads, then the sum) GRPO's response entropy
+    collapses from about 2.3 nats; GRPO-ERA's stays at its floor omega_low. Same seed, same
+    warmed-up model; the final models are compared on 64 fresh samples per prompt, paired by prompt."""
+    from scipy import stats
     from transformers import LlamaForCausalLM
 
     from adapters.trial.checkpoint import TrialCheckpoint
@@ -227,41 +229,20 @@ def _floor_trial(algo: str, extra: dict, folder):
     from adapters.llm.toy import TOY_TASKS, build_tokenizer
 
     task = TOY_TASKS[FLOOR_TASK.removeprefix("llm:")]()
-    trial = TrialSpec(algo=algo, task=FLOOR_TASK, seed=0, budget=FLOOR_STEPS, eval_every=FLOOR_STEPS,
-                      settings={**FLOOR_SETTINGS, **extra}, device="cpu")
-    records = list(run_trial(trial, folder))
-    state = TrialCheckpoint(folder).load().state_dir / "trainer"
-    model = LlamaForCausalLM.from_pretrained(state)
-    entropies = sampled_response_entropies(model, build_tokenizer(), task.prompts, 64, task.max_completion_length,
-                                           seed=123)
-    return records[0], records[-1], entropies.reshape(len(task.prompts), 64).mean(1).numpy()
-
-
-@needs_trl
-def test_era_holds_response_entropy_at_its_floor_while_grpo_collapses(tmp_path):
-    """On llm:tagged-sum (a free tag the reward never reads, then the sum) GRPO's response entropy
-    collapses from about 2.3 nats; GRPO-ERA's stays at its floor omega_low. Same seed, same
-    warmed-up model; the final models are compared on 64 fresh samples per prompt, paired by prompt.
-
-    The two trials are independent and single-threaded (toy trials on the CPU use one torch thread):
-    ``grpo-era``'s runs in a spawned process while this one runs ``grpo``'s, so the test takes one
-    trial's time on a machine with two cores. Each process warms the model up itself, so the
-    equal starting entropies below also check that the warm-up is reproducible across processes."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from scipy import stats
-
-    task_prompts = 100  # llm:tagged-sum's "a+b=" for single digits
     start, per_prompt, finals = {}, {}, {}
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        era_run = pool.submit(_floor_trial, "grpo-era", {"omega_low": OMEGA_LOW}, tmp_path / "grpo-era")
-        start["grpo"], finals["grpo"], per_prompt["grpo"] = _floor_trial("grpo", {}, tmp_path / "grpo")
-        start["grpo-era"], finals["grpo-era"], per_prompt["grpo-era"] = era_run.result()
+    for algo, extra in (("grpo", {}), ("grpo-era", {"omega_low": OMEGA_LOW})):
+        trial = TrialSpec(algo=algo, task=FLOOR_TASK, seed=0, budget=FLOOR_STEPS, eval_every=FLOOR_STEPS,
+                          settings={**FLOOR_SETTINGS, **extra}, device="cpu")
+        records = list(run_trial(trial, tmp_path / algo))
+        start[algo], finals[algo] = records[0], records[-1]
+        state = TrialCheckpoint(tmp_path / algo).load().state_dir / "trainer"
+        model = LlamaForCausalLM.from_pretrained(state)
+        entropies = sampled_response_entropies(model, build_tokenizer(), task.prompts, 64, task.max_completion_length,
+                                               seed=123)
+        per_prompt[algo] = entropies.reshape(len(task.prompts), 64).mean(1).numpy()
 
     grpo, era = per_prompt["grpo"], per_prompt["grpo-era"]
-    assert len(grpo) == len(era) == task_prompts
-    print(f"response entropy after {FLOOR_STEPS} steps (seed 0, 64 samples x {len(grpo)} prompts): "
+    print(f"response entropy after {FLOOR_STEPS} steps (seed 0, 64 samples x {len(task.prompts)} prompts): "
           f"grpo {grpo.mean():.3f}, grpo-era {era.mean():.3f}, omega_low {OMEGA_LOW}, started at "
           f"{start['grpo'].entropy:.3f}")
     assert start["grpo"].entropy == start["grpo-era"].entropy > OMEGA_LOW  # one warmed-up model, above the floor
