@@ -1,7 +1,8 @@
 """`era run` with real Ray Tune (local, 2 CPUs) and real tiny SB3 trials.
 
 In-process runs share the session's local Ray (tests/conftest.py); the kill-and-resume test runs
-`era run` as a subprocess, kills it with SIGKILL by its PID, and stops any process it left, by PID.
+`era run` as a subprocess, kills it with SIGKILL by its PID, and stops any process it left, by PID
+(the resumed run and the uninterrupted one it is compared with run in-process).
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ def test_results_dir_checks_and_missing_tracker_exit_2(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ SIGKILL, then --resume
-def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_path, ray_temp_dir):
+def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_path, ray_temp_dir, local_ray, capsys):
     path = write_suite(tmp_path, """\
         name: killme
         algorithms:
@@ -276,9 +277,14 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
     resumed = {k: int(s["records"][-1]["step"]) for k, s in killed_at.items() if s["status"] != "done" and s["records"]}
     assert done_before and resumed
 
-    second = subprocess.run([*command, "--resume"], env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert f"{len(done_before)} done before" in second.stdout
+    # the resumed run, as a user starts it after the crash: a new `era run ... --resume`. It runs
+    # in-process on the session's local Ray (the killed run started its own Ray; starting a
+    # third and fourth one here would only add their start-up time)
+    capsys.readouterr()
+    code = main([*command[len(ERA):], "--resume"])
+    second = capsys.readouterr()
+    assert code == 0, second.out + second.err
+    assert f"{len(done_before)} done before" in second.out
 
     results = pd.read_parquet(out / "results.parquet")
     assert len(results) == 4 * 5
@@ -299,11 +305,11 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
         steps = [json.loads(line)["step"] for line in (trial_dir / "result.json").read_text().splitlines()]
         assert steps[0] == last_step + 256
 
-    # and every row, resumed or not, is the uninterrupted run's, bit for bit
+    # and every row, resumed or not, is the uninterrupted run's, bit for bit (in-process too)
     reference_out = tmp_path / "uninterrupted"
-    reference = subprocess.run([*ERA, "run", str(path), "--out", str(reference_out), "--no-report"],
-                               env=env, capture_output=True, text=True, timeout=300)
-    assert reference.returncode == 0, reference.stdout + reference.stderr
+    code = main(["run", str(path), "--out", str(reference_out), "--no-report", "--progress-every", "600"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.out + printed.err
     columns = ["trial_id", "step", "score", "entropy"]
     uninterrupted = pd.read_parquet(reference_out / "results.parquet")[columns].sort_values(columns[:2])
     pd.testing.assert_frame_equal(results[columns].sort_values(columns[:2]).reset_index(drop=True),
