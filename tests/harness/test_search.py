@@ -1,8 +1,8 @@
 """`search:` suites: Ray Tune's searchers (Optuna's TPE, random) over PPO-ERA's entropy_per_dim on
 Pendulum, each sample on two seeds as ordinary trials, the best against PPO on held-out seeds.
 
-The TPE search runs as a subprocess that is killed (SIGKILL, by its PID) mid-search and resumed;
-the random one runs in-process on the session's Ray and is reported.
+The TPE search runs as a subprocess that is killed (SIGKILL, by its PID) mid-search, then resumes
+in-process on the session's Ray; the random one runs in-process and is reported.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def check_finished_search(out: Path) -> list[dict]:
     return samples
 
 
-def test_a_killed_tpe_search_resumes_without_rerunning_trials_and_reaches_six_samples(tmp_path, ray_temp_dir):
+def test_a_killed_tpe_search_resumes_without_rerunning_trials_and_reaches_six_samples(tmp_path, ray_temp_dir,
+                                                                                     local_ray, capsys):
     pytest.importorskip("optuna")
     path = search_suite(tmp_path, "tpe", concurrent=2)
     out = tmp_path / "results"
@@ -118,10 +119,11 @@ def test_a_killed_tpe_search_resumes_without_rerunning_trials_and_reaches_six_sa
     evaluated = [s for s in before if all(killed_at.get(t, {}).get("status") == "done" for t in sample_ids(out, s))]
     assert 1 <= len(evaluated) < len(before) < 6, "killed with samples evaluated, one running and more to draw"
 
-    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert (f"search resumes with {len(evaluated)} of 6 samples evaluated, {len(before) - len(evaluated)} to finish"
-            in second.stdout)
+    # the resumed run: in-process, on the session's local Ray (2 CPUs, as the killed one had)
+    capsys.readouterr()
+    assert main(command[len(ERA):]) == 0
+    second = capsys.readouterr().out
+    assert f"search resumes with {len(evaluated)} of 6 samples evaluated, {len(before) - len(evaluated)} to finish" in second
     samples = check_finished_search(out)
     assert samples[:len(before)] == before, "the samples drawn before the kill keep their settings"
     after = states_in(out)
