@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["descendants", "stop_leftovers"]
+__all__ = ["descendants", "stop_leftovers", "kill_when"]
 
 
 def _children(pid: int) -> list[int]:
@@ -55,3 +57,18 @@ def _same_process(pid: int, cmdline: bytes) -> bool:
         return Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline
     except OSError:
         return False
+
+
+def kill_when(process: subprocess.Popen, ready: Callable[[], bool], log: Path, waiting_for: str,
+              timeout_s: float = 240, poll_s: float = 0.1) -> None:
+    """SIGKILL ``process`` by its PID as soon as ``ready()``, then stop whatever it left; fails if it
+    ends first (showing ``log``) or nothing is ready within ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert process.poll() is None, "the run ended before it could be killed:\n" + log.read_text()
+        assert time.monotonic() < deadline, f"no {waiting_for} in {timeout_s:g} s"
+        time.sleep(poll_s)
+    processes = descendants(process.pid)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    stop_leftovers(processes)

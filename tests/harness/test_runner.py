@@ -21,7 +21,7 @@ import pytest
 
 import failing_envs
 from conftest import ray_env
-from processes import descendants, stop_leftovers
+from processes import descendants, kill_when, stop_leftovers
 from harness.cli import main
 from harness.store import RESULT_COLUMNS
 
@@ -257,21 +257,15 @@ def test_killed_run_resumes_and_completes_with_exactly_the_expected_rows(tmp_pat
     with open(tmp_path / "first.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         # kill once one trial is done and a later one has checkpointed part of its work
-        deadline = time.monotonic() + 240
-        while True:
+
+        def ready() -> bool:
             states = states_in(out)
             done = {k for k, s in states.items() if s["status"] == "done"}
             # at most 2 of 5 evaluations: the trial cannot finish in the moment before the kill
             partial = {k: s for k, s in states.items() if s["status"] == "running" and 0 < len(s["records"]) <= 2}
-            if done and partial:
-                break
-            assert process.poll() is None, "era run finished before it could be killed:\n" + (tmp_path / "first.log").read_text()
-            assert time.monotonic() < deadline, "no partial progress to kill in 240 s"
-            time.sleep(0.1)
-        processes = descendants(process.pid)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    stop_leftovers(processes)
+            return bool(done and partial)
+
+        kill_when(process, ready, tmp_path / "first.log", "partial progress to kill")
     killed_at = states_in(out)
     done_before = {k for k, s in killed_at.items() if s["status"] == "done"}
     resumed = {k: int(s["records"][-1]["step"]) for k, s in killed_at.items() if s["status"] != "done" and s["records"]}

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import time
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,15 +20,16 @@ from scipy import stats as scipy_stats
 
 from conftest import ray_env
 from harness.cli import main
-from processes import descendants, stop_leftovers
+from processes import kill_when
 from test_runner import ERA, TINY_PPO, states_in, write_suite
 
 LOW, HIGH = -1.5, 1.0
 
 
-def search_suite(tmp_path: Path, method: str, *, concurrent: int, extra: str = "") -> Path:
-    return write_suite(tmp_path, f"""\
-        name: search-{method}
+def suite_text(name: str, search: str) -> str:
+    """A tiny PPO / PPO-ERA suite on Pendulum with held-out seeds 100 and 101 and ``search``."""
+    return textwrap.dedent(f"""\
+        name: {name}
         algorithms:
           ppo: {{settings: {TINY_PPO}}}
           ppo-era: {{settings: {TINY_PPO}}}
@@ -37,6 +37,11 @@ def search_suite(tmp_path: Path, method: str, *, concurrent: int, extra: str = "
         seeds: [100, 101]
         budget: 128
         eval: {{every: 128, episodes: 1}}
+        """) + search
+
+
+def search_suite(tmp_path: Path, method: str, *, concurrent: int) -> Path:
+    return write_suite(tmp_path, suite_text(f"search-{method}", textwrap.dedent(f"""\
         search:
           algorithm: ppo-era
           baseline: ppo
@@ -47,7 +52,7 @@ def search_suite(tmp_path: Path, method: str, *, concurrent: int, extra: str = "
           seed: 3
           space:
             entropy_per_dim: {{uniform: [{LOW}, {HIGH}]}}
-        {extra}""")
+        """)))
 
 
 def samples_in(out: Path) -> list[dict]:
@@ -104,15 +109,8 @@ def test_a_killed_tpe_search_resumes_without_rerunning_trials_and_reaches_six_sa
     command = [*ERA, "run", str(path), "--out", str(out), "--no-report", "--progress-every", "5"]
     with open(tmp_path / "first.log", "w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 240
-        while len(samples_in(out)) < 3:  # two samples at a time: the third is drawn once one has ended
-            assert process.poll() is None, "the search ended before it could be killed:\n" + (tmp_path / "first.log").read_text()
-            assert time.monotonic() < deadline, "no third sample in 240 s"
-            time.sleep(0.05)
-        processes = descendants(process.pid)
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-    stop_leftovers(processes)
+        # two samples at a time: the third is drawn once one has ended
+        kill_when(process, lambda: len(samples_in(out)) >= 3, tmp_path / "first.log", "third sample", poll_s=0.05)
     before = samples_in(out)
     killed_at = states_in(out)
     done_before = {k: s["runs"] for k, s in killed_at.items() if s["status"] == "done"}
@@ -212,16 +210,7 @@ def test_a_changed_search_space_is_refused_for_an_earlier_search_folder(tmp_path
      "search.space.n_epochs"),
 ])
 def test_a_bad_search_block_is_one_line_with_its_line_and_exit_2(tmp_path, capsys, search, message):
-    path = write_suite(tmp_path, f"""\
-        name: bad-search
-        algorithms:
-          ppo: {{settings: {TINY_PPO}}}
-          ppo-era: {{settings: {TINY_PPO}}}
-        tasks: [gym:Pendulum-v1]
-        seeds: [100, 101]
-        budget: 128
-        search: {search}
-        """)
+    path = write_suite(tmp_path, suite_text("bad-search", f"search: {search}\n"))
     assert main(["list", str(path)]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and message in error and f"{path}:" in error, error

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import textwrap
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ import yaml
 from harness.cli import main
 from harness.errors import SuiteError
 from harness.suite import load_and_expand
+from test_suite import write
 
 ZOO_SUITE = """\
 name: zoo
@@ -33,12 +33,6 @@ seeds: 1
 budget: 64
 eval: {every: 64, episodes: 1}
 """
-
-
-def write(tmp_path: Path, text: str, name: str = "suite.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def zoo_pendulum() -> dict:
