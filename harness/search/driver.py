@@ -64,7 +64,7 @@ class _Trials:
 
     def add_sample(self, suite: Suite, sample: Sample) -> list[Trial]:
         trials = sample_trials(suite, sample_name(suite, sample.index), sample.settings, suite.search.seeds)
-        known = {t.trial_id: t for t in self.all()}
+        known = {t.trial_id: t for own in self.by_sample.values() for t in own}
         self.by_sample[sample.index] = [known.get(t.trial_id, t) for t in trials]
         return self.by_sample[sample.index]
 

@@ -56,7 +56,7 @@ class SampleSearcher(Searcher):
         self._collect()
         if not self.queue:
             self._draw()
-        if not self.queue and not self.final_queued and len(self.objectives) >= self.state_samples:
+        if not self.queue and not self.final_queued and len(self.objectives) >= self.suite.search.samples:
             self.final_queued = self._choose_best()
         if self.queue:
             return {"trial": self.queue.popleft()}  # the shape of a suite run's configs (runner._tuner)
@@ -73,10 +73,6 @@ class SampleSearcher(Searcher):
         pass
 
     # -- the search
-    @property
-    def state_samples(self) -> int:
-        return self.suite.search.samples
-
     def _collect(self) -> None:
         """Tell the sampling searcher the objective of every sample whose trials have all ended."""
         for index, trials in list(self.in_flight.items()):
@@ -91,14 +87,14 @@ class SampleSearcher(Searcher):
             else:  # drawn by an earlier run, which did not finish it
                 self.sampling.replay(sample.settings, value)
             best = _best(self.objectives)
-            self.write(f"{self.suite.name}: sample {index + 1}/{self.state_samples} {sample.settings}: "
+            self.write(f"{self.suite.name}: sample {index + 1}/{self.suite.search.samples} {sample.settings}: "
                        f"{self.suite.search.objective} {_fmt(value)}; best so far: sample "
                        f"{best + 1 if best is not None else '-'} ({_fmt(self.objectives.get(best))})")
 
     def _draw(self) -> None:
         """A new sample, if the search needs one and fewer than ``concurrent`` are running; recorded
         in ``search.json`` before any of its trials is handed out."""
-        if len(self.state.samples) >= self.state_samples or len(self.in_flight) >= self.concurrent:
+        if len(self.state.samples) >= self.suite.search.samples or len(self.in_flight) >= self.concurrent:
             return
         index = len(self.state.samples)
         sample = Sample(index, self.sampling.suggest(index))
@@ -107,7 +103,7 @@ class SampleSearcher(Searcher):
         write_search_state(self.out, self.state)
         self.in_flight[index] = trials = self.sample_trials(sample)
         self._enqueue(self.register(t) for t in trials)
-        self.write(f"{self.suite.name}: sample {index + 1}/{self.state_samples} drawn: {sample.settings}")
+        self.write(f"{self.suite.name}: sample {index + 1}/{self.suite.search.samples} drawn: {sample.settings}")
 
     def _choose_best(self) -> bool:
         best = _best(self.objectives)
@@ -132,7 +128,7 @@ class SampleSearcher(Searcher):
                 self.queue.append(config)
 
     def _all_failed(self) -> bool:
-        return len(self.objectives) >= self.state_samples and _best(self.objectives) is None
+        return len(self.objectives) >= self.suite.search.samples and _best(self.objectives) is None
 
 
 def _fmt(value: float | None) -> str:
